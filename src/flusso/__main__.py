@@ -1,0 +1,3 @@
+from flusso.entrypoints.cli.main import main
+
+main()

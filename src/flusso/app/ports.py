@@ -1,0 +1,231 @@
+"""The seams the pipeline and the use cases depend on, and the errors they may raise.
+
+Adapters satisfy these by shape (`typing.Protocol`); fakes in `adapters/fakes`
+are held to the same contract suites as the real adapters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from flusso.domain.documents.change import ChangeEvent, DocumentId, DocumentOp, TableRef
+from flusso.domain.errors import FlussoError
+from flusso.domain.types import IndexMapping
+
+# ---------------------------------------------------------------------------
+# Errors
+# ---------------------------------------------------------------------------
+
+
+class SourceError(FlussoError):
+    """Postgres: unreachable, missing privilege, slot trouble, a failed query or bad WAL data."""
+
+
+class SourceUnavailableError(SourceError):
+    """The connection dropped or could not be opened; restarting the run may succeed."""
+
+
+class SinkError(FlussoError):
+    """The destination failed as a whole; nothing in the batch may be confirmed."""
+
+
+class SinkWriteError(SinkError):
+    """A write or flush failed (`write failed: …`)."""
+
+    def __init__(self, detail: str, *, hint: str | None = None) -> None:
+        super().__init__(f"write failed: {detail}", hint=hint)
+
+
+class SinkSerializeError(SinkError):
+    """A document could not be serialised (`serialization failed: …`)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(f"serialization failed: {detail}")
+
+
+class SinkUnavailableError(SinkWriteError):
+    """Transient: the destination did not answer; retrying is safe."""
+
+
+class DocumentsRejectedError(FlussoError):
+    """The sink refused items whose index policy is `stop`."""
+
+    def __init__(self, count: int, example: str) -> None:
+        super().__init__(
+            f"sink rejected {count} document(s) (e.g. {example}); stopping. "
+            "set on-error=skip to quarantine rejected documents and continue"
+        )
+        self.count = count
+        self.example = example
+
+
+class JournalError(FlussoError):
+    """The lifecycle journal could not be read or written."""
+
+
+class JournalConflictError(JournalError):
+    """Someone else moved the index first."""
+
+
+# ---------------------------------------------------------------------------
+# Capture
+# ---------------------------------------------------------------------------
+
+
+class Ack(Protocol):
+    """Confirming means "durably applied downstream". Cheap, thread-safe, any order."""
+
+    def confirm(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    event: ChangeEvent
+    ack: Ack
+
+
+class NoAck:
+    """The ack of a snapshot change: there is no source position to move."""
+
+    def confirm(self) -> None:
+        return None
+
+
+class ChangeCapture(Protocol):
+    """Where changes come from.
+
+    `prepare` ensures publication coverage and then the slot (R-1); the engine
+    calls it before any backfill. `live` resumes from the source's own durable
+    position and yields changes until `stop` is called or the stream fails
+    (raising SourceError). A change is redelivered after a restart unless its
+    ack was confirmed. `snapshot` yields one upsert per existing row of the
+    given tables, from one consistent view, with no-op acks.
+    """
+
+    async def prepare(self) -> None: ...
+
+    def live(self) -> AsyncIterator[Change]: ...
+
+    def snapshot(self, tables: Sequence[TableRef]) -> AsyncIterator[Change]: ...
+
+    async def lag(self) -> int | None: ...
+
+    async def stop(self) -> None:
+        """Graceful end of `live`: send the final confirmed position and close the stream."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# Documents
+# ---------------------------------------------------------------------------
+
+
+class DocumentBuilder(Protocol):
+    """Turns changes into document ids and ids into documents, reading current rows.
+
+    `resolve` returns the affected ids of a whole batch of events, deduplicated
+    in first-seen order (reverse resolution, engine spec §7). With
+    `roots_only` only root-table rows are mapped (backfill: each unseeded index
+    is covered by its own root rows). `build_many` returns one op per id, in any
+    order: an Upsert of the rebuilt document, or a Delete when no row came back.
+    """
+
+    async def resolve(
+        self, events: Sequence[ChangeEvent], *, roots_only: bool = False
+    ) -> list[DocumentId]: ...
+
+    async def build_many(self, ids: Sequence[DocumentId]) -> list[DocumentOp]: ...
+
+    def backfill_scopes(self) -> list[tuple[str, TableRef]]:
+        """`(index, root table)` for every enabled index, in index-name order."""
+        ...
+
+    def index_mappings(self) -> list[IndexMapping]: ...
+
+
+# ---------------------------------------------------------------------------
+# Sinks
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RejectedDocument:
+    """An item the sink refused; `index` is the logical name."""
+
+    index: str
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    rejected: tuple[RejectedDocument, ...] = ()
+
+
+class Sink(Protocol):
+    """Destination for built documents.
+
+    Writes are keyed by document id and safe to repeat; they may only buffer.
+    `flush` is the durability point: the source may confirm a batch only after
+    it returns. Raising SinkError from `flush` is a flush-wide failure; refused
+    items are returned in the report instead. A delete of a document that does
+    not exist is not a rejection. `caught_up` means no backlog: the sink should
+    make the writes searchable at once.
+    """
+
+    async def ensure_index(self, mapping: IndexMapping) -> None: ...
+
+    async def write(self, ops: Sequence[DocumentOp]) -> None: ...
+
+    async def flush(self, caught_up: bool) -> FlushReport: ...
+
+    async def is_seeded(self, index: str) -> bool: ...
+
+    async def mark_seeded(self, index: str) -> None: ...
+
+    async def reindex(self, mapping: IndexMapping) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# Observation
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    changes: int
+    documents: int
+    documents_by_index: dict[str, int] = field(default_factory=dict)
+    flush_seconds: float = 0.0
+
+
+class Observer(Protocol):
+    """Synchronous, cheap notifications from the pipeline (metrics, status, logs)."""
+
+    def on_indexes_ensured(self, count: int) -> None: ...
+
+    def on_backfill_started(self, indexes: Sequence[str]) -> None: ...
+
+    def on_index_seeded(self, index: str) -> None: ...
+
+    def on_backfill_completed(self) -> None: ...
+
+    def on_live_started(self) -> None: ...
+
+    def on_change_captured(self) -> None: ...
+
+    def on_batch_committed(self, stats: BatchStats) -> None: ...
+
+    def on_slot_lag(self, lag_bytes: int) -> None: ...
+
+    def on_document_quarantined(self, index: str, id: str, reason: str) -> None: ...
+
+    def on_changes_discarded(self, count: int) -> None: ...
+
+    def on_error(self, message: str) -> None: ...

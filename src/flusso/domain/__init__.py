@@ -1,0 +1,1 @@
+"""Pure logic: the config language, types, mapping, hashing, lifecycle. No I/O."""

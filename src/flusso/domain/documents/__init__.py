@@ -1,0 +1,1 @@
+"""Change events, document ids and document operations: the values the pipeline moves."""

@@ -1,0 +1,1 @@
+"""The `flusso` command line (rich-click). Human output goes through `console`."""
