@@ -8,8 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from flusso.domain.config.model import Value
+from flusso.domain.config.model import (
+    Aggregate,
+    ColumnSource,
+    CustomType,
+    Field,
+    FieldType,
+    GeoSource,
+    GroupSource,
+    IndexSchema,
+    Join,
+    MapType,
+    Value,
+)
 
 
 @dataclass(frozen=True)
@@ -40,3 +53,199 @@ class IndexMapping:
     index: str
     hash: str
     fields: tuple[ResolvedField, ...]
+
+
+# ---------------------------------------------------------------------------
+# Type acceptance (§6.1)
+# ---------------------------------------------------------------------------
+
+_TEXT_FAMILY = frozenset(
+    {"text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name"}
+)
+_NUMERIC_TYPES = ("short", "integer", "long", "float", "double", "decimal")
+
+_ACCEPTED_PG_TYPES: dict[str, frozenset[str]] = {
+    "text": _TEXT_FAMILY,
+    "identifier": _TEXT_FAMILY,
+    "keyword": _TEXT_FAMILY,
+    "enum": _TEXT_FAMILY,
+    "uuid": frozenset({"uuid"}),
+    "boolean": frozenset({"boolean", "bool"}),
+    "short": frozenset({"smallint", "int2", "smallserial"}),
+    "integer": frozenset({"integer", "int", "int4", "serial"}),
+    "long": frozenset({"bigint", "int8", "bigserial"}),
+    "float": frozenset({"real", "float4"}),
+    "double": frozenset({"double precision", "float8"}),
+    "decimal": frozenset({"numeric", "decimal", "money"}),
+    "date": frozenset({"date"}),
+    "timestamp": frozenset({
+        "timestamp", "timestamptz", "timestamp with time zone", "timestamp without time zone",
+        "time", "timetz", "time with time zone", "time without time zone",
+    }),
+    "binary": frozenset({"bytea"}),
+    "json": frozenset({"json", "jsonb"}),
+    "map": frozenset({"json", "jsonb"}),
+    # One-column geo: the value must already be JSON- or text-shaped; PostGIS
+    # `geometry` and native `point` would serialise as WKB / `(x,y)`.
+    "geo": frozenset({"json", "jsonb"}) | _TEXT_FAMILY,
+    "geo_point": frozenset({"json", "jsonb"}) | _TEXT_FAMILY,
+}
+
+_OPENSEARCH_TYPES: dict[str, str] = {
+    "text": "text", "identifier": "text", "keyword": "keyword", "enum": "keyword",
+    "uuid": "keyword", "boolean": "boolean", "short": "short", "integer": "integer",
+    "long": "long", "float": "float", "double": "double", "decimal": "double",
+    "date": "date", "timestamp": "date", "binary": "binary", "json": "object",
+    "geo_point": "geo_point",
+}
+
+
+def normalise_pg_type(name: str) -> str:
+    """A `format_type` name reduced to its base: `numeric(10,2)[]` → `numeric`."""
+    base = name.strip()
+    while base.endswith("[]"):
+        base = base[:-2]
+    return base.strip().split("(", 1)[0].strip().lower()
+
+
+def accepts(declared: FieldType | str, pg_type: str, *, is_enum_type: bool = False) -> bool:
+    """Whether a field declared as `declared` may read a column of Postgres type `pg_type`.
+
+    `declared` is a scalar name, `geo`/`geo_point` (one column), `map`, a `MapType`
+    or a `CustomType`. `is_enum_type` marks `pg_type` as a Postgres enum, which
+    only `enum` accepts (§11).
+    """
+    base = normalise_pg_type(pg_type)
+    if isinstance(declared, CustomType):
+        return any(normalise_pg_type(accepted) == base for accepted in declared.postgres)
+    key = "map" if isinstance(declared, MapType) else declared
+    if key == "enum" and is_enum_type:
+        return True
+    return base in _ACCEPTED_PG_TYPES.get(key, frozenset())
+
+
+def is_numeric_pg_type(pg_type: str) -> bool:
+    """Whether a column may hold a coordinate of a two-column geo point (short … double, decimal)."""
+    return any(accepts(name, pg_type) for name in _NUMERIC_TYPES)
+
+
+def opensearch_type(declared: FieldType) -> str:
+    """The OpenSearch type a declared column type maps to (§6.1)."""
+    if isinstance(declared, CustomType):
+        return declared.opensearch
+    if isinstance(declared, MapType):
+        return "object"
+    return _OPENSEARCH_TYPES[declared]
+
+
+# ---------------------------------------------------------------------------
+# Resolution (§6.2, §6.3)
+# ---------------------------------------------------------------------------
+
+
+def resolve_fields(schema: IndexSchema) -> tuple[ResolvedField, ...]:
+    """Type and nullability of every field of `schema`, children included, in order."""
+    return _resolve_all(schema.fields, schema.primary_key)
+
+
+def _resolve_all(fields: tuple[Field, ...], primary_key: str | None) -> tuple[ResolvedField, ...]:
+    return tuple(_resolve(field, primary_key) for field in fields)
+
+
+def _resolve(field: Field, primary_key: str | None) -> ResolvedField:
+    source = field.source
+    extra = dict(field.options)
+    if isinstance(source, ColumnSource):
+        return _resolve_column(field.name, source, extra, primary_key)
+    if isinstance(source, GroupSource):
+        return ResolvedField(
+            name=field.name, type="object", nullable=False, declared="object", extra=extra,
+            children=_resolve_all(source.fields, primary_key),
+        )
+    if isinstance(source, GeoSource):
+        return ResolvedField(
+            name=field.name, type="geo_point", nullable=source.nullable, declared="geo",
+            extra=extra,
+        )
+    if isinstance(source, Join):
+        return ResolvedField(
+            name=field.name,
+            type="nested" if source.to_many else "object",
+            nullable=source.nullable and not source.to_many,
+            declared=source.verb,
+            extra=extra,
+            children=_resolve_all(source.fields, source.primary_key),
+        )
+    if isinstance(source, Aggregate):
+        return _resolve_aggregate(field.name, source, extra)
+    return ResolvedField(
+        name=field.name,
+        type=_constant_type(source.value),
+        nullable=source.value is None,
+        declared="constant",
+        extra=extra,
+        decimal=isinstance(source.value, Decimal),
+    )
+
+
+def _resolve_column(
+    name: str, column: ColumnSource, extra: dict[str, Value], primary_key: str | None
+) -> ResolvedField:
+    declared_type = column.type
+    if isinstance(declared_type, CustomType):
+        declared = "custom"
+    elif isinstance(declared_type, MapType):
+        declared = "map"
+    elif declared_type == "geo_point":
+        declared = "geo"
+    else:
+        declared = declared_type
+    # A primary key is never null, and a default coalesces nulls away.
+    forced = column.column == primary_key or column.default is not None
+    return ResolvedField(
+        name=name,
+        type=opensearch_type(declared_type),
+        nullable=column.nullable and not forced,
+        declared=declared,
+        extra=extra,
+        map_values=declared_type.values if isinstance(declared_type, MapType) else None,
+        decimal=declared_type == "decimal",
+        enum_order=column.variants if declared_type == "enum" else (),
+    )
+
+
+def _resolve_aggregate(name: str, aggregate: Aggregate, extra: dict[str, Value]) -> ResolvedField:
+    op = aggregate.op
+    if op == "count":
+        return ResolvedField(name=name, type="long", nullable=False, declared=op, extra=extra)
+    if op == "avg":
+        return ResolvedField(name=name, type="double", nullable=True, declared=op, extra=extra)
+    if op == "ids":
+        element = aggregate.element_type or "long"
+        return ResolvedField(
+            name=name, type=opensearch_type(element), nullable=False, declared=op,
+            array=True, extra=extra, decimal=element == "decimal",
+        )
+    value_type = aggregate.value_type
+    return ResolvedField(
+        name=name,
+        type=opensearch_type(value_type) if value_type else "double",
+        nullable=True,
+        declared=op,
+        extra=extra,
+        decimal=value_type == "decimal",
+    )
+
+
+def _constant_type(value: Value) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "long"
+    if isinstance(value, (Decimal, float)):
+        return "double"
+    if isinstance(value, list):
+        return _constant_type(value[0]) if value else "keyword"
+    if isinstance(value, dict):
+        return "object"
+    return "keyword"

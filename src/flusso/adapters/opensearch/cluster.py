@@ -1,0 +1,214 @@
+"""The individual HTTP calls the OpenSearch sink makes (sinks spec §2.3), with errors translated once.
+
+Every call goes through `transport.perform_request` so the client's own retry and
+helper logic stays out of the way; only `bulk` leaves its failures raw, because the
+sink's retry loop classifies them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConnectionError as TransportConnectionError
+from opensearchpy.exceptions import SerializationError, TransportError
+
+from flusso.adapters.opensearch.bulk import TRANSIENT_ITEM_STATUSES, alias_actions
+from flusso.app.ports import SinkUnavailableError, SinkWriteError
+
+_UNAVAILABLE_HINT = (
+    "check that OpenSearch is reachable; nothing was acknowledged, so a restart resumes safely"
+)
+
+
+def _segment(name: str, *, wildcard: bool = False) -> str:
+    return quote(name, safe="*" if wildcard else "")
+
+
+def status_line(status: int) -> str:
+    """`429 Too Many Requests`: the code and its reason phrase, when it has one."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def error_body(exc: TransportError) -> str:
+    """The reply body of a failed request, as text."""
+    info = exc.info
+    if isinstance(info, Mapping | list):
+        return json.dumps(info, ensure_ascii=False, separators=(",", ":"))
+    error = exc.error
+    return error if isinstance(error, str) else str(error)
+
+
+def transport_detail(exc: TransportConnectionError) -> str:
+    cause = exc.info
+    kind = type(cause).__name__ if isinstance(cause, BaseException) else type(exc).__name__
+    return f"{kind}: {exc.error}"
+
+
+def describe_failure(context: str, exc: Exception) -> SinkWriteError:
+    """The sink error for a failed call: transient failures become SinkUnavailableError."""
+    if isinstance(exc, TransportConnectionError):
+        return SinkUnavailableError(f"{context}: {transport_detail(exc)}", hint=_UNAVAILABLE_HINT)
+    if isinstance(exc, TransportError) and isinstance(exc.status_code, int):
+        detail = f"{context}: HTTP {status_line(exc.status_code)}: {error_body(exc)}"
+        if exc.status_code in TRANSIENT_ITEM_STATUSES:
+            return SinkUnavailableError(detail, hint=_UNAVAILABLE_HINT)
+        return SinkWriteError(detail)
+    return SinkWriteError(f"{context}: {exc}")
+
+
+class ClusterCalls:
+    """Thin async wrappers over one client; each raises SinkWriteError (cause kept) on failure."""
+
+    def __init__(self, client: AsyncOpenSearch) -> None:
+        self._client = client
+
+    async def _call(
+        self,
+        context: str,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        missing_ok: bool = False,
+    ) -> tuple[bool, Any]:
+        """`(found, reply)`; `found` is False only for a tolerated 404."""
+        try:
+            reply = await self._client.transport.perform_request(
+                method, path, params=params, body=body
+            )
+        except TransportError as exc:
+            if missing_ok and exc.status_code == 404:
+                return False, None
+            raise describe_failure(context, exc) from exc
+        except SerializationError as exc:
+            raise SinkWriteError(f"{context}: unreadable reply: {exc}") from exc
+        return True, reply
+
+    async def exists(self, index: str) -> bool:
+        _, reply = await self._call("index check failed", "HEAD", f"/{_segment(index)}")
+        return bool(reply)
+
+    async def create(self, index: str, body: Mapping[str, Any]) -> bool:
+        """Create `index`; False when it already existed (a lost creation race is fine)."""
+        try:
+            await self._client.transport.perform_request("PUT", f"/{_segment(index)}", body=body)
+        except TransportError as exc:
+            if "resource_already_exists_exception" in error_body(exc):
+                return False
+            raise describe_failure("index create failed", exc) from exc
+        return True
+
+    async def list_indices(self, pattern: str) -> list[str]:
+        """Concrete indexes matching `pattern`; an alias lists the indexes behind it."""
+        found, reply = await self._call(
+            "listing indices failed",
+            "GET",
+            f"/_cat/indices/{_segment(pattern, wildcard=True)}",
+            params={"h": "index", "format": "json"},
+            missing_ok=True,
+        )
+        if not found or not isinstance(reply, list):
+            return []
+        return [row["index"] for row in reply if isinstance(row, Mapping) and "index" in row]
+
+    async def alias_holders(self, alias: str) -> list[str]:
+        found, reply = await self._call(
+            "alias lookup failed", "GET", f"/_alias/{_segment(alias)}", missing_ok=True
+        )
+        if not found or not isinstance(reply, Mapping):
+            return []
+        return [str(key) for key in reply]
+
+    async def move_alias(self, alias: str, target: str, holders: Sequence[str]) -> bool:
+        """Put `alias` on exactly `target` in one atomic call; False when it already was."""
+        actions = alias_actions(alias, target, holders)
+        if actions is None:
+            return False
+        await self._call("alias update failed", "POST", "/_aliases", body=actions)
+        return True
+
+    async def read_meta(self, meta_index: str, doc_id: str) -> tuple[int, bool] | None:
+        """`(active_generation, seeded)`, or None when absent or without an integer generation."""
+        found, reply = await self._call(
+            "meta read failed",
+            "GET",
+            f"/{_segment(meta_index)}/_doc/{_segment(doc_id)}",
+            missing_ok=True,
+        )
+        if not found or not isinstance(reply, Mapping):
+            return None
+        return parse_meta(reply.get("_source"))
+
+    async def write_meta(self, meta_index: str, doc_id: str, generation: int, seeded: bool) -> None:
+        await self._call(
+            "meta write failed",
+            "PUT",
+            f"/{_segment(meta_index)}/_doc/{_segment(doc_id)}",
+            body={"active_generation": generation, "seeded": seeded},
+        )
+
+    async def all_meta(self, meta_index: str) -> list[tuple[str, tuple[int, bool]]]:
+        """Every readable meta document as `(id, (generation, seeded))`."""
+        found, _ = await self._call(
+            "meta refresh failed", "POST", f"/{_segment(meta_index)}/_refresh", missing_ok=True
+        )
+        if not found:
+            return []
+        found, reply = await self._call(
+            "meta search failed",
+            "POST",
+            f"/{_segment(meta_index)}/_search",
+            body={"size": 10000, "query": {"match_all": {}}},
+            missing_ok=True,
+        )
+        hits = reply.get("hits", {}).get("hits", []) if found and isinstance(reply, Mapping) else []
+        docs: list[tuple[str, tuple[int, bool]]] = []
+        for hit in hits:
+            if not isinstance(hit, Mapping):
+                continue
+            meta = parse_meta(hit.get("_source"))
+            if meta is not None and isinstance(hit.get("_id"), str):
+                docs.append((hit["_id"], meta))
+        return docs
+
+    async def refresh(self, index: str) -> None:
+        await self._call("refresh failed", "POST", f"/{_segment(index)}/_refresh")
+
+    async def set_refresh_interval(self, index: str, interval: str) -> None:
+        await self._call(
+            "setting the refresh interval failed",
+            "PUT",
+            f"/{_segment(index)}/_settings",
+            body={"index": {"refresh_interval": interval}},
+        )
+
+    async def drop(self, index: str) -> None:
+        await self._call("index delete failed", "DELETE", f"/{_segment(index)}", missing_ok=True)
+
+    async def bulk(self, body: str, params: Mapping[str, str]) -> Any:
+        """One `POST /_bulk`; raises the client's exceptions untranslated for the retry loop."""
+        return await self._client.transport.perform_request(
+            "POST",
+            "/_bulk",
+            params=dict(params) or None,
+            body=body,
+            headers={"content-type": "application/x-ndjson"},
+        )
+
+
+def parse_meta(source: Any) -> tuple[int, bool] | None:
+    if not isinstance(source, Mapping):
+        return None
+    generation = source.get("active_generation")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+        return None
+    return generation, source.get("seeded") is True

@@ -1,0 +1,382 @@
+"""`OpenSearchSink`: documents into generation indexes behind stable hash aliases (sinks spec §2).
+
+Writes only buffer; `flush` sends them as chunked bulk requests with flusso's own
+retry schedule. `ensure_index` / `mark_seeded` / `reindex` carry out the
+alias-over-generations lifecycle, including the deliberate differences D3, D5,
+D6, D7, D10, D11 and D14.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConnectionError as TransportConnectionError
+from opensearchpy.exceptions import SerializationError, TransportError
+
+from flusso.adapters.opensearch.bulk import (
+    BulkAction,
+    ItemRejection,
+    bulk_params,
+    classify_bulk_reply,
+    delete_action,
+    index_action,
+    plan_chunks,
+)
+from flusso.adapters.opensearch.cluster import (
+    ClusterCalls,
+    error_body,
+    status_line,
+    transport_detail,
+)
+from flusso.app.ports import (
+    FlushReport,
+    RejectedDocument,
+    SinkSerializeError,
+    SinkUnavailableError,
+    SinkWriteError,
+)
+from flusso.domain.config.model import OpenSearchSinkConfig
+from flusso.domain.documents.change import Delete, DocumentOp, Upsert
+from flusso.domain.documents.render import render_document
+from flusso.domain.mapping import build_index_body
+from flusso.domain.naming import (
+    convenience_alias,
+    generation_name,
+    hash_alias,
+    is_sibling_hash_alias,
+    meta_index,
+    next_generation,
+    next_target,
+    parse_generation,
+    validate_prefix,
+)
+from flusso.domain.types import IndexMapping
+
+logger = logging.getLogger(__name__)
+
+_BULK_HINT = "the batch was not acknowledged; it is redelivered when the run restarts"
+
+
+@dataclass(frozen=True)
+class _Active:
+    """The generation `ensure_index` chose for a logical index."""
+
+    alias: str
+    generation: str
+    number: int
+
+
+class OpenSearchSink:
+    """The Sink port over one OpenSearch cluster.
+
+    Remembers, per logical index, the active generation (what `is_seeded` and
+    `mark_seeded` act on) and the list of generations writes go to. Today that
+    list has one entry; writing to several (dual write during a rebuild) only
+    needs `_routes[logical]` to name them all, since every buffered action is
+    already per target.
+    """
+
+    def __init__(
+        self,
+        client: AsyncOpenSearch,
+        *,
+        sink_name: str,
+        config: OpenSearchSinkConfig,
+        prefix: str = "",
+        skip_backfill: bool = False,
+        backoff_base: float = 0.2,
+        owns_client: bool = False,
+    ) -> None:
+        validate_prefix(prefix)
+        self.sink_name = sink_name
+        self._client = client
+        self._calls = ClusterCalls(client)
+        self._config = config
+        self._prefix = prefix
+        self._skip_backfill = skip_backfill
+        self._backoff_base = backoff_base
+        self._owns_client = owns_client
+        self._batch_size = max(1, config.batch_size)
+        self._max_bytes = max(1, config.max_bytes)
+        self._max_retries = max(0, config.max_retries)
+        self._active: dict[str, _Active] = {}
+        self._routes: dict[str, tuple[str, ...]] = {}
+        self._buffer: list[BulkAction] = []
+
+    @property
+    def meta_index(self) -> str:
+        return meta_index(self._prefix)
+
+    def active_generation(self, index: str) -> str | None:
+        """The concrete generation `ensure_index` chose for `index`, if it ran."""
+        active = self._active.get(index)
+        return active.generation if active else None
+
+    def write_targets(self, index: str) -> tuple[str, ...]:
+        """Where writes for `index` go; an unannounced index is written under its bare name."""
+        return self._routes.get(index, (index,))
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def ensure_index(self, mapping: IndexMapping) -> None:
+        logical = mapping.index
+        alias = hash_alias(self._prefix, logical, mapping.hash)
+        if alias in await self._calls.list_indices(alias):
+            raise SinkWriteError(
+                f"{alias} exists as a concrete index from an older flusso version; "
+                f"reindex it into {alias}_1 and delete {alias} so the name can become an alias",
+                hint=f"sink {self.sink_name}: migrate the index by hand, then restart",
+            )
+
+        meta = await self._calls.read_meta(self.meta_index, alias)
+        if meta is None:
+            number = next_generation(await self._calls.list_indices(f"{alias}_*"), alias)
+            seeded = False
+        else:
+            number, seeded = meta
+            if seeded and not await self._calls.exists(generation_name(alias, number)):
+                # D10: a seeded marker whose generation vanished must not serve an empty index.
+                missing = number
+                number = next_target(alias, missing, await self._calls.list_indices(f"{alias}_*"))
+                seeded = False
+                logger.warning(
+                    "seeded generation is missing; rebuilding the index into a new generation",
+                    extra={"index": logical, "missing": generation_name(alias, missing),
+                           "generation": generation_name(alias, number)},
+                )
+        generation = generation_name(alias, number)
+        self._active[logical] = _Active(alias, generation, number)
+        self._routes[logical] = (generation,)
+
+        if await self._calls.exists(generation):
+            logger.debug("generation exists; its mapping is left as is", extra={"index": generation})
+        elif await self._calls.create(generation, self._creation_body(mapping)):
+            logger.info(
+                "created generation index",
+                extra={"index": logical, "generation": generation, "sink": self.sink_name},
+            )
+
+        if not seeded:
+            await self._calls.write_meta(self.meta_index, alias, number, False)
+
+        holders = await self._calls.alias_holders(alias)
+        if seeded or not holders:
+            await self._calls.move_alias(alias, generation, holders)
+            await self._point_convenience_alias(logical, generation, guard_alias=None if seeded else alias)
+        elif self._skip_backfill and any(holder != generation for holder in holders):
+            # D14: nothing will seed the staged generation, so keep serving readers current.
+            serving = _serving_holder(alias, generation, holders)
+            self._routes[logical] = (serving,)
+            logger.warning(
+                "a staged rebuild stays pending while backfill is skipped; "
+                "writing to the serving generation",
+                extra={"index": logical, "generation": serving, "staged": generation},
+            )
+
+        await self._invalidate_other_hashes(logical, alias)
+
+    async def _point_convenience_alias(
+        self, logical: str, generation: str, *, guard_alias: str | None
+    ) -> None:
+        """Best effort; with `guard_alias` (D5) only take the alias from that hash's generations."""
+        alias = convenience_alias(self._prefix, logical)
+        try:
+            holders = await self._calls.alias_holders(alias)
+            if guard_alias is not None and any(
+                parse_generation(guard_alias, holder) is None for holder in holders
+            ):
+                logger.info(
+                    "convenience alias stays on its index until this generation is seeded",
+                    extra={"alias": alias, "index": generation, "holders": ",".join(holders)},
+                )
+                return
+            await self._calls.move_alias(alias, generation, holders)
+        except SinkWriteError as exc:
+            logger.warning(
+                "could not point the convenience alias at the index; writes are unaffected",
+                extra={"alias": alias, "index": generation, "error": str(exc)},
+            )
+
+    async def _invalidate_other_hashes(self, logical: str, alias: str) -> None:
+        """D11: a seeded marker of another schema hash would serve stale data if reverted to."""
+        for other, (number, seeded) in await self._calls.all_meta(self.meta_index):
+            if other == alias or not seeded or not is_sibling_hash_alias(self._prefix, logical, other):
+                continue
+            target = next_target(other, number, await self._calls.list_indices(f"{other}_*"))
+            await self._calls.write_meta(self.meta_index, other, target, False)
+            logger.info(
+                "another schema hash of this index is no longer current; "
+                "it will be rebuilt if the schema returns to it",
+                extra={"index": logical, "hash_alias": other, "generation": target},
+            )
+
+    def _creation_body(self, mapping: IndexMapping) -> dict[str, Any]:
+        body = build_index_body(
+            mapping,
+            shards=max(1, self._config.number_of_shards),
+            replicas=self._config.number_of_replicas,
+            text_analysis=self._config.text_analysis,
+            auto_subfields=self._config.auto_subfields,
+        )
+        # Refresh stays off while seeding; mark_seeded applies the configured interval.
+        settings = body.setdefault("settings", {}).setdefault("index", {})
+        settings["refresh_interval"] = "-1"
+        return body
+
+    async def is_seeded(self, index: str) -> bool:
+        active = self._active.get(index)
+        if active is None:
+            return False
+        meta = await self._calls.read_meta(self.meta_index, active.alias)
+        return meta is not None and meta[1]
+
+    async def mark_seeded(self, index: str) -> None:
+        active = self._active.get(index)
+        if active is None:
+            raise SinkWriteError(
+                f"cannot mark {index} seeded: it has no active generation (ensure_index not run?)"
+            )
+        generation = active.generation
+        await self._calls.refresh(generation)
+        await self._calls.set_refresh_interval(generation, self._config.refresh_interval)
+        # D3: every other generation of this hash alias goes, orphans included.
+        superseded = [
+            name
+            for name in await self._calls.list_indices(f"{active.alias}_*")
+            if name != generation and parse_generation(active.alias, name) is not None
+        ]
+        await self._calls.move_alias(
+            active.alias, generation, await self._calls.alias_holders(active.alias)
+        )
+        await self._point_convenience_alias(index, generation, guard_alias=None)
+        for name in superseded:
+            await self._calls.drop(name)
+        if superseded:
+            logger.info(
+                "dropped superseded generations",
+                extra={"index": index, "generations": ",".join(superseded)},
+            )
+        await self._calls.write_meta(self.meta_index, active.alias, active.number, True)
+        self._routes[index] = (generation,)
+
+    async def reindex(self, mapping: IndexMapping) -> None:
+        alias = hash_alias(self._prefix, mapping.index, mapping.hash)
+        target = next_generation(await self._calls.list_indices(f"{alias}_*"), alias)
+        await self._calls.write_meta(self.meta_index, alias, target, False)
+        logger.info(
+            "staged a rebuild into a new generation",
+            extra={"index": mapping.index, "generation": generation_name(alias, target)},
+        )
+
+    async def close(self) -> None:
+        self._buffer = []
+        if self._owns_client:
+            await self._client.close()
+
+    # -- writes ------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[DocumentOp]) -> None:
+        for op in ops:
+            logical = op.id.index
+            doc_id = op.id.render()
+            targets = self.write_targets(logical)
+            if isinstance(op, Upsert):
+                try:
+                    source = render_document(op.document)
+                except (TypeError, ValueError) as exc:
+                    raise SinkSerializeError(f"document {logical}/{doc_id}: {exc}") from exc
+                self._buffer.extend(index_action(t, logical, doc_id, source) for t in targets)
+            elif isinstance(op, Delete):
+                self._buffer.extend(delete_action(t, logical, doc_id) for t in targets)
+            else:
+                raise SinkWriteError(f"cannot write {type(op).__name__}: not a document op")
+
+    async def flush(self, caught_up: bool) -> FlushReport:
+        actions, self._buffer = self._buffer, []
+        if not actions:
+            return FlushReport()
+        sizes = [action.size for action in actions]
+        for size in sizes:
+            if size > self._max_bytes:
+                logger.warning(
+                    "a single document exceeds the bulk byte cap; sending it in its own request",
+                    extra={"bytes": size, "max_bytes": self._max_bytes},
+                )
+        rejected: list[ItemRejection] = []
+        start = 0
+        for count in plan_chunks(sizes, self._batch_size, self._max_bytes):
+            rejected.extend(await self._send_chunk(actions[start : start + count], caught_up))
+            start += count
+        logger.debug(
+            "flushed bulk actions",
+            extra={"documents": len(actions), "rejected": len(rejected), "caught_up": caught_up},
+        )
+        return FlushReport(tuple(self._rejection(item) for item in rejected))
+
+    async def _send_chunk(self, chunk: Sequence[BulkAction], refresh: bool) -> list[ItemRejection]:
+        """One chunk with its retry budget: whole-request failures and D6 transient items."""
+        params = bulk_params(self._config.pipeline, refresh)
+        pending = list(chunk)
+        rejected: list[ItemRejection] = []
+        failure: SinkWriteError | None = None
+        cause: Exception | None = None
+        attempts = self._max_retries + 1
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(self._backoff_base * 2 ** (attempt - 1))
+                logger.warning("retrying OpenSearch bulk request", extra={"attempt": attempt})
+            try:
+                reply = await self._calls.bulk("".join(a.fragment for a in pending), params)
+            except SerializationError as exc:
+                raise SinkWriteError(f"failed to read bulk response: {exc}") from exc
+            except TransportError as exc:
+                failure, cause = _bulk_failure(exc), exc
+                continue
+            if not isinstance(reply, Mapping):
+                raise SinkWriteError(f"failed to read bulk response: not a JSON object: {reply!r:.200}")
+            outcome = classify_bulk_reply(reply, pending)
+            rejected.extend(outcome.rejected)
+            if not outcome.transient:
+                return rejected
+            pending = [pending[i] for i in outcome.transient]
+            failure = SinkUnavailableError(
+                f"bulk items still rejected as transient after {attempt + 1} attempts: "
+                f"{outcome.transient_reason}",
+                hint=_BULK_HINT,
+            )
+            cause = None
+        if failure is None:  # max_retries < 0 cannot happen; keeps the type checker honest
+            failure = SinkWriteError("bulk request failed with no attempt made")
+        raise failure from cause
+
+    def _rejection(self, item: ItemRejection) -> RejectedDocument:
+        if item.action is not None:
+            return RejectedDocument(item.action.logical, item.id, item.reason)
+        for logical, targets in self._routes.items():
+            if item.index in targets:
+                return RejectedDocument(logical, item.id, item.reason)
+        return RejectedDocument(item.index, item.id, item.reason)
+
+
+def _bulk_failure(exc: TransportError) -> SinkWriteError:
+    if isinstance(exc, TransportConnectionError):
+        return SinkUnavailableError(f"bulk request error: {transport_detail(exc)}", hint=_BULK_HINT)
+    if isinstance(exc.status_code, int):
+        detail = f"bulk request failed: HTTP {status_line(exc.status_code)}: {error_body(exc)}"
+        if exc.status_code in (429, 502, 503, 504):
+            return SinkUnavailableError(detail, hint=_BULK_HINT)
+        return SinkWriteError(detail, hint=_BULK_HINT)
+    return SinkWriteError(f"bulk request error: {exc}", hint=_BULK_HINT)
+
+
+def _serving_holder(alias: str, staged: str, holders: Sequence[str]) -> str:
+    """The generation readers see: the highest-numbered holder other than the staged one."""
+    others = [holder for holder in holders if holder != staged]
+    numbered = [(parse_generation(alias, h), h) for h in others]
+    ranked = sorted((n, h) for n, h in numbered if n is not None)
+    return ranked[-1][1] if ranked else others[0]

@@ -1,0 +1,148 @@
+"""Catalog lookups for document SQL and reverse resolution (engine spec §6.1): keys and column types.
+
+Each table is read once per `CatalogCache` (all its columns in one query); the
+builder keeps one cache for its lifetime. `column_facts` is the same lookup for
+`flusso check` online.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+
+from flusso.app.ports import SourceError, SourceUnavailableError
+
+_COLUMNS_SQL = (
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
+    "a.atttypid::int8, t.typtype = 'e' "
+    "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
+    "ORDER BY a.attnum"
+)
+_PRIMARY_KEY_SQL = (
+    "SELECT a.attname FROM pg_index i "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+    "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum"
+)
+_EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """`sql_type` is the `format_type` name, ready to paste into a cast."""
+
+    sql_type: str
+    nullable: bool
+    type_oid: int
+    is_enum: bool
+
+
+def regclass_text(db_schema: str, table: str) -> str:
+    def quote(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    return f"{quote(db_schema)}.{quote(table)}"
+
+
+def query_error(exc: psycopg.Error, what: str) -> SourceError:
+    """Translate a driver error once, keeping the cause."""
+    if isinstance(exc, psycopg.OperationalError):
+        error: SourceError = SourceUnavailableError(f"{what}: Postgres connection failed: {exc}")
+    else:
+        error = SourceError(f"{what} failed: {exc}")
+    error.__cause__ = exc
+    return error
+
+
+async def _table_columns(
+    conn: psycopg.AsyncConnection, db_schema: str, table: str
+) -> dict[str, ColumnInfo] | None:
+    name = regclass_text(db_schema, table)
+    exists = await (await conn.execute(_EXISTS_SQL, (name,))).fetchone()
+    if not exists or not exists[0]:
+        return None
+    rows = await (await conn.execute(_COLUMNS_SQL, (name,))).fetchall()
+    return {
+        row[0]: ColumnInfo(sql_type=row[1], nullable=not row[2], type_oid=int(row[3]), is_enum=bool(row[4]))
+        for row in rows
+    }
+
+
+async def column_facts(
+    conn: psycopg.AsyncConnection, db_schema: str, table: str
+) -> dict[str, tuple[str, bool, bool]] | None:
+    """Column → (format_type, nullable, is_enum) in column order; None when the table is missing."""
+    try:
+        columns = await _table_columns(conn, db_schema, table)
+    except psycopg.Error as exc:
+        raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
+    if columns is None:
+        return None
+    return {name: (info.sql_type, info.nullable, info.is_enum) for name, info in columns.items()}
+
+
+class CatalogCache:
+    """Cached primary keys and column facts, per (schema, table)."""
+
+    def __init__(self) -> None:
+        self._columns: dict[tuple[str, str], dict[str, ColumnInfo]] = {}
+        self._keys: dict[tuple[str, str], tuple[str, ...]] = {}
+
+    async def columns(
+        self, conn: psycopg.AsyncConnection, db_schema: str, table: str
+    ) -> dict[str, ColumnInfo]:
+        cached = self._columns.get((db_schema, table))
+        if cached is not None:
+            return cached
+        try:
+            columns = await _table_columns(conn, db_schema, table)
+        except psycopg.Error as exc:
+            raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
+        if columns is None:
+            raise SourceError(
+                f"table {db_schema}.{table} does not exist",
+                hint="create it or fix the table name in the schema",
+            )
+        self._columns[(db_schema, table)] = columns
+        return columns
+
+    async def column(
+        self, conn: psycopg.AsyncConnection, db_schema: str, table: str, column: str
+    ) -> ColumnInfo:
+        info = (await self.columns(conn, db_schema, table)).get(column)
+        if info is None:
+            raise SourceError(f"unknown column {db_schema}.{table}.{column}")
+        return info
+
+    async def primary_key_columns(
+        self, conn: psycopg.AsyncConnection, db_schema: str, table: str
+    ) -> tuple[str, ...]:
+        """The primary-key columns in table column order (empty when the table has none)."""
+        cached = self._keys.get((db_schema, table))
+        if cached is not None:
+            return cached
+        await self.columns(conn, db_schema, table)  # a clear error for a missing table
+        try:
+            cursor = await conn.execute(_PRIMARY_KEY_SQL, (regclass_text(db_schema, table),))
+            rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            raise query_error(exc, f"reading the primary key of {db_schema}.{table}") from exc
+        keys = tuple(row[0] for row in rows)
+        self._keys[(db_schema, table)] = keys
+        return keys
+
+    async def primary_key(self, conn: psycopg.AsyncConnection, db_schema: str, table: str) -> str:
+        """The single primary-key column of a relation target table."""
+        keys = await self.primary_key_columns(conn, db_schema, table)
+        if not keys:
+            raise SourceError(
+                f"table {db_schema}.{table} has no primary key",
+                hint="joined and aggregated tables need a single-column primary key",
+            )
+        if len(keys) > 1:
+            raise SourceError(
+                f"table {db_schema}.{table} has a composite primary key "
+                f"({', '.join(keys)}); joined and aggregated tables need a single-column key"
+            )
+        return keys[0]

@@ -1,0 +1,340 @@
+"""`SyncPipeline`: capture → queue → batch → resolve → build → write → flush → confirm.
+
+Written against the ports only. Batches commit strictly one after another and
+acks are confirmed only after the flush that made their documents durable
+(engine spec §2.5); everything else here is ordering around that rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
+from typing import Literal
+
+from flusso.app.pipeline.backfill import plan_backfill
+from flusso.app.pipeline.batching import ChangeQueue, collect_batch
+from flusso.app.pipeline.lag import poll_lag
+from flusso.app.ports import (
+    BatchStats,
+    Change,
+    ChangeCapture,
+    DocumentBuilder,
+    DocumentsRejectedError,
+    FlushReport,
+    Observer,
+    Sink,
+)
+
+logger = logging.getLogger(__name__)
+
+Policy = Literal["stop", "skip"]
+
+
+@dataclass
+class _PumpState:
+    captured: int = 0
+    committed: int = 0
+    exhausted: bool = False
+    error: Exception | None = None
+
+
+class SyncPipeline:
+    """One run of the sync engine (engine spec §2): ensure, prepare, backfill, follow live.
+
+    `run()` returns when the live stream ends or after `stop()`, and raises on the
+    first error (after `observer.on_error`). `on_error(index)` is the rejection
+    policy of a logical index (per-index override, else the global default).
+    """
+
+    def __init__(
+        self,
+        capture: ChangeCapture,
+        builder: DocumentBuilder,
+        sink: Sink,
+        observer: Observer,
+        *,
+        on_error: Callable[[str], Policy],
+        queue_capacity: int = 1024,
+        max_changes: int = 256,
+        max_delay: float = 0.05,
+        skip_backfill: bool = False,
+        lag_poll_secs: float = 15.0,
+        drain_timeout: float = 10.0,
+    ) -> None:
+        self._capture = capture
+        self._builder = builder
+        self._sink = sink
+        self._observer = observer
+        self._on_error = on_error
+        self._queue_capacity = max(1, queue_capacity)
+        self._max_changes = max(1, max_changes)
+        self._max_delay = max(0.0, max_delay)
+        self._skip_backfill = skip_backfill
+        self._lag_poll_secs = lag_poll_secs
+        self._drain_timeout = drain_timeout
+        self._queue: ChangeQueue[Change] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lag_task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._cancelled_by_stop = False
+        self._done = asyncio.Event()
+
+    # -- public ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._task = asyncio.current_task()
+        self._done.clear()
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            # A forced stop() cancels us; that is an ordinary end of the run, not
+            # the caller's cancellation, unless someone else cancelled as well.
+            if self._cancelled_by_stop and self._task is not None and self._task.uncancel() == 0:
+                return
+            raise
+        # Re-raised below: the observer hears about every error that stops the run.
+        except Exception as exc:
+            self._observer.on_error(str(exc))
+            raise
+        finally:
+            await self._stop_lag_poller()
+            self._done.set()
+
+    async def stop(self, graceful: bool = True) -> None:
+        """End the run (R-2). Graceful: take no new changes, commit the open batch
+        within `drain_timeout`, then stop the capture. Forced, or when the bound
+        passes: cancel the run, abandoning the open batch unconfirmed."""
+        self._stopping = True
+        if self._queue is not None:
+            self._queue.halt()
+        task = self._task
+        if task is None or task.done():
+            return
+        if graceful:
+            try:
+                await asyncio.wait_for(self._done.wait(), self._drain_timeout)
+                return
+            except TimeoutError:
+                logger.warning(
+                    "open batch not committed within %ss; abandoning it",
+                    self._drain_timeout,
+                    extra={"drain_timeout": self._drain_timeout},
+                )
+        self._cancelled_by_stop = True
+        task.cancel()
+        await self._done.wait()
+
+    # -- run sequence (§2.1) ------------------------------------------------------
+
+    async def _run(self) -> None:
+        if self._stopping:
+            return
+        mappings = self._builder.index_mappings()
+        names = [mapping.index for mapping in mappings]
+        logger.info("starting sync", extra={"indexes": names})
+        logger.info("ensuring target indexes", extra={"indexes": len(names)})
+        for mapping in mappings:
+            await self._sink.ensure_index(mapping)
+        self._observer.on_indexes_ensured(len(mappings))
+        # R-1: publication and slot exist before the snapshot, so changes made
+        # while it runs wait in the slot instead of being lost.
+        await self._capture.prepare()
+        self._lag_task = asyncio.create_task(
+            poll_lag(self._capture, self._observer, self._lag_poll_secs)
+        )
+        if self._skip_backfill:
+            logger.info("skipping backfill (skip_backfill set)")
+        elif not await self._backfill():
+            return
+        self._observer.on_backfill_completed()
+        if self._stopping:
+            return
+        stream = self._capture.live()
+        self._observer.on_live_started()
+        logger.info("following live changes")
+        await self._pump(stream, index_filter=None, live=True)
+
+    async def _backfill(self) -> bool:
+        """Seed every unseeded index (§5); False when a stop cut it short."""
+        plan = await plan_backfill(self._builder.backfill_scopes(), self._sink)
+        if plan.is_empty:
+            logger.info("no unseeded indexes; skipping backfill")
+            return True
+        indexes = list(plan.indexes)
+        logger.info(
+            "seeding indexes",
+            extra={"indexes": indexes, "tables": [str(table) for table in plan.tables]},
+        )
+        self._observer.on_backfill_started(indexes)
+        stream = self._capture.snapshot(plan.tables)
+        if not await self._pump(stream, index_filter=frozenset(indexes), live=False):
+            return False
+        # Marked only once every snapshot change was flushed: a failure before
+        # this point marks nothing and the next run seeds again, idempotently.
+        for index in indexes:
+            await self._sink.mark_seeded(index)
+            self._observer.on_index_seeded(index)
+        logger.info("backfill complete", extra={"indexes": indexes})
+        return True
+
+    # -- pump (§2.2) --------------------------------------------------------------
+
+    async def _pump(
+        self, stream: AsyncIterator[Change], *, index_filter: Collection[str] | None, live: bool
+    ) -> bool:
+        """Drain one stream through the worker; True when it ended and all of it was committed."""
+        queue: ChangeQueue[Change] = ChangeQueue(self._queue_capacity)
+        state = _PumpState()
+        self._queue = queue
+        if self._stopping:
+            queue.halt()
+        producer = asyncio.create_task(self._produce(stream, queue, state))
+        try:
+            await self._work(queue, state, index_filter=index_filter, roots_only=not live)
+            if state.error is not None:
+                raise state.error
+            if queue.halted:
+                if live:
+                    await self._capture.stop()
+                await self._finish(producer, grace=self._drain_timeout if live else 0.0)
+            else:
+                await producer
+            if state.error is not None:
+                raise state.error
+            return state.exhausted and state.committed == state.captured
+        finally:
+            self._queue = None
+            if not producer.done():
+                producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            await _close_stream(stream)
+            # D9: changes taken from the stream but never committed are dropped
+            # here; they come back on the next run and are counted again then.
+            discarded = state.captured - state.committed
+            if discarded > 0:
+                self._observer.on_changes_discarded(discarded)
+
+    async def _produce(
+        self, stream: AsyncIterator[Change], queue: ChangeQueue[Change], state: _PumpState
+    ) -> None:
+        try:
+            async for change in stream:
+                if not await queue.put(change):
+                    return  # halted: stop pulling; the pump ends the stream itself
+                state.captured += 1
+                self._observer.on_change_captured()
+            state.exhausted = True
+        # Kept, not raised: the worker first commits what is already queued,
+        # then the pump re-raises it (§2.2).
+        except Exception as exc:
+            state.error = exc
+        finally:
+            queue.close()
+
+    @staticmethod
+    async def _finish(producer: asyncio.Task[None], grace: float) -> None:
+        if grace > 0:
+            done, _ = await asyncio.wait({producer}, timeout=grace)
+            if done:
+                return
+        producer.cancel()
+
+    # -- worker and batching (§2.3) ---------------------------------------------
+
+    async def _work(
+        self,
+        queue: ChangeQueue[Change],
+        state: _PumpState,
+        *,
+        index_filter: Collection[str] | None,
+        roots_only: bool,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            first = await queue.get()
+            if first is None:
+                return
+            batch = collect_batch(
+                queue,
+                first,
+                max_changes=self._max_changes,
+                deadline=loop.time() + self._max_delay,
+                now=loop.time,
+            )
+            await self._commit(
+                batch, queue.is_empty(), index_filter=index_filter, roots_only=roots_only
+            )
+            state.committed += len(batch)
+
+    # -- commit (§2.4) ------------------------------------------------------------
+
+    async def _commit(
+        self,
+        batch: list[Change],
+        caught_up: bool,
+        *,
+        index_filter: Collection[str] | None,
+        roots_only: bool,
+    ) -> None:
+        ids = await self._builder.resolve([change.event for change in batch], roots_only=roots_only)
+        if index_filter is not None:
+            ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
+        if ids:
+            await self._sink.write(await self._builder.build_many(ids))
+        started = time.perf_counter()
+        report = await self._sink.flush(caught_up)
+        flush_seconds = time.perf_counter() - started
+        self._settle_rejections(report)
+        # Confirm only after the flush: if the slot moved past a change whose
+        # document had not landed, a crash here would lose it.
+        for change in batch:
+            change.ack.confirm()
+        by_index = Counter(doc_id.index for doc_id in ids)
+        self._observer.on_batch_committed(
+            BatchStats(
+                changes=len(batch),
+                documents=len(ids),
+                documents_by_index=dict(by_index),
+                flush_seconds=flush_seconds,
+            )
+        )
+        logger.debug(
+            "batch committed",
+            extra={"changes": len(batch), "documents": len(ids), "caught_up": caught_up},
+        )
+
+    def _settle_rejections(self, report: FlushReport) -> None:
+        # Decided before any quarantine event: a skip-policy document in a batch
+        # that stops must not be counted now and again when it is redelivered.
+        stops = [r for r in report.rejected if self._on_error(r.index) == "stop"]
+        if stops:
+            first = stops[0]
+            raise DocumentsRejectedError(len(stops), f"{first.index}/{first.id}: {first.reason}")
+        for rejected in report.rejected:
+            logger.warning(
+                "document rejected by sink; quarantining and continuing",
+                extra={"index": rejected.index, "id": rejected.id, "reason": rejected.reason},
+            )
+            self._observer.on_document_quarantined(rejected.index, rejected.id, rejected.reason)
+
+    async def _stop_lag_poller(self) -> None:
+        task, self._lag_task = self._lag_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _close_stream(stream: AsyncIterator[Change]) -> None:
+    aclose = getattr(stream, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    # Cleanup only: the run's own outcome (success or the first error) matters more
+    # than a stream that failed while being closed.
+    except Exception as exc:
+        logger.warning("closing the change stream failed: %s", exc, extra={"error": str(exc)})

@@ -1,0 +1,118 @@
+"""Use cases `build` and run's config selection: compile `flusso.toml` into a lock, or load one.
+
+The file system is reached only through the `Files` protocol the entrypoint hands in.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from flusso.domain.config.config_file import parse_config
+from flusso.domain.config.lock import decode_lock, encode_lock
+from flusso.domain.config.model import Deployment
+from flusso.domain.errors import ConfigError, FlussoError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = "flusso.toml"
+DEFAULT_LOCK = "flusso.lock"
+
+
+class Files(Protocol):
+    """Reads and writes whole text files by path (relative to the working directory).
+
+    `read_text` and `write_text` raise OSError (FileNotFoundError when absent).
+    """
+
+    def exists(self, path: str) -> bool: ...
+    def read_text(self, path: str) -> str: ...
+    def write_text(self, path: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CompiledPlan:
+    """The deployment `run` executes and where it came from."""
+
+    deployment: Deployment
+    wrote_lock: bool
+    config_path: str | None  # the compiled config; None when loaded from the lock
+    lock_path: str
+
+
+def compile_config(config: str, files: Files) -> Deployment:
+    """Read and validate a config and its schemas; no database, no environment."""
+    try:
+        text = files.read_text(config)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file {config} not found",
+            hint="pass --config PATH or set FLUSSO_CONFIG",
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {config}: {exc.strerror or exc}") from None
+    return parse_config(text, path=config, read_schema=files.read_text)
+
+
+def build_lock(config: str, out: str, files: Files, flusso_version: str) -> Deployment:
+    """`flusso build`: compile `config` and write the lock to `out` (a write failure is fatal)."""
+    deployment = compile_config(config, files)
+    _write_lock(deployment, out, files, flusso_version)
+    return deployment
+
+
+def load_lock(lock: str, files: Files) -> Deployment:
+    """Read a compiled lock as-is."""
+    try:
+        text = files.read_text(lock)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"compiled lock {lock} not found", hint="run `flusso build` to create it"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read compiled lock {lock}: {exc.strerror or exc}") from None
+    return decode_lock(text, path=lock)
+
+
+def load_deployment(
+    config: str | None, lock: str, locked: bool, files: Files, flusso_version: str
+) -> CompiledPlan:
+    """Pick run's deployment like `cargo run` (§8.2 of the sinks spec, §9.3 of the language spec).
+
+    `--locked` loads the lock as-is; an existing config (given, or ./flusso.toml) is
+    compiled and the lock rewritten; a given config that is missing is an error;
+    otherwise the lock is loaded.
+    """
+    if locked:
+        return CompiledPlan(load_lock(lock, files), False, None, lock)
+    if config is not None and not files.exists(config):
+        raise ConfigError(
+            f"config file {config} not found",
+            hint="fix --config / FLUSSO_CONFIG, or drop it to run the compiled lock",
+        )
+    source = config if config is not None else DEFAULT_CONFIG
+    if config is not None or files.exists(DEFAULT_CONFIG):
+        deployment = compile_config(source, files)
+        _write_lock(deployment, lock, files, flusso_version)
+        logger.info(
+            "compiled config and wrote lock (config=%s, lock=%s, indexes=%d)",
+            source, lock, len(deployment.indexes),
+        )
+        return CompiledPlan(deployment, True, source, lock)
+    try:
+        deployment = load_lock(lock, files)
+    except FlussoError as exc:
+        raise FlussoError(
+            f"no {DEFAULT_CONFIG} to compile and no compiled lock at {lock}; "
+            "create a config or build a lock first"
+        ) from exc
+    return CompiledPlan(deployment, False, None, lock)
+
+
+def _write_lock(deployment: Deployment, out: str, files: Files, flusso_version: str) -> None:
+    text = encode_lock(deployment, flusso_version=flusso_version)
+    try:
+        files.write_text(out, text)
+    except OSError as exc:
+        raise FlussoError(f"writing compiled lock to {out}: {exc.strerror or exc}") from exc

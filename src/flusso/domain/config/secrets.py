@@ -1,0 +1,178 @@
+"""Resolves config secrets against an environment mapping, at run time (§4 of the config language).
+
+Pure: the caller hands in the environment (`os.environ` in entrypoints, a dict in
+tests). Messages name variables, never their values.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flusso.domain.config.model import (
+    ConnectionParts,
+    Deployment,
+    OpenSearchSinkConfig,
+    Secret,
+    SourceConfig,
+)
+from flusso.domain.errors import ConfigError
+
+SOURCE_URL_VAR = "DATABASE_URL"
+
+_POSTGRES_URL = re.compile(r"^(postgresql|postgres)://\S+$")
+_HTTP_URL = re.compile(r"^https?://\S+$")
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+@dataclass(frozen=True)
+class ResolvedOpenSearch:
+    """One OpenSearch sink's connection values in the running environment.
+
+    `overrides` names the reserved variables that took effect (for a log line).
+    """
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def basic_auth(self) -> tuple[str, str] | None:
+        """Basic auth only when a username resolved; a missing password is empty."""
+        if self.username is None:
+            return None
+        return self.username, self.password or ""
+
+
+def sink_variable(sink: str, key: str) -> str:
+    """The reserved variable for one sink key: `primary`, `url` → `PRIMARY_OPENSEARCH_URL`."""
+    return f"{sink.upper()}_OPENSEARCH_{key.upper()}"
+
+
+def resolve_source_url(source: SourceConfig, env: Mapping[str, str]) -> str:
+    """The source connection URL, stripped and checked (§4.2 precedence)."""
+    connection = source.connection
+    if isinstance(connection, Secret) and connection.env is not None:
+        url, origin = _read(connection.env, env, "[source] connection_url"), connection.env
+    elif SOURCE_URL_VAR in env:
+        url, origin = env[SOURCE_URL_VAR], SOURCE_URL_VAR
+    elif isinstance(connection, Secret):
+        url, origin = connection.value or "", "[source] connection_url"
+    elif isinstance(connection, ConnectionParts):
+        url, origin = _assemble(connection, env), "[source] connection_url parts"
+    else:
+        raise ConfigError(
+            f"source has no connection_url and {SOURCE_URL_VAR} is not set",
+            hint=f"set {SOURCE_URL_VAR}, or `connection_url` under [source] in flusso.toml",
+        )
+    url = url.strip()
+    if not _POSTGRES_URL.match(url):
+        raise ConfigError(
+            f"invalid connection URL from {origin}: `{redact_password(url)}` does not match "
+            "^(postgresql|postgres)://\\S+$",
+            hint="write it as postgresql://user:password@host:5432/database",
+        )
+    return url
+
+
+def resolve_opensearch(
+    name: str, sink: OpenSearchSinkConfig, env: Mapping[str, str]
+) -> ResolvedOpenSearch:
+    """The sink's url and credentials: `{ env = "X" }` > `<NAME>_OPENSEARCH_*` > literal."""
+    overrides: list[str] = []
+    url = _resolve(name, "url", sink.url, env, overrides)
+    username = _resolve(name, "username", sink.username, env, overrides)
+    password = _resolve(name, "password", sink.password, env, overrides)
+    url = (url or "").strip()
+    if not _HTTP_URL.match(url):
+        raise ConfigError(
+            f"[sinks.{name}] url: invalid HTTP URL `{redact_password(url)}`: "
+            "it must match ^https?://\\S+$",
+            hint="write it as https://host:9200",
+        )
+    return ResolvedOpenSearch(
+        url=url.rstrip("/"), username=username, password=password, overrides=tuple(overrides)
+    )
+
+
+def reserved_overrides(deployment: Deployment, env: Mapping[str, str]) -> tuple[str, ...]:
+    """Names of the reserved variables that take effect for this deployment, for one INFO line.
+
+    Does not fail: unset references are reported when the value is resolved.
+    """
+    names: list[str] = []
+    connection = deployment.source.connection
+    explicit_env = isinstance(connection, Secret) and connection.env is not None
+    if not explicit_env and SOURCE_URL_VAR in env:
+        names.append(SOURCE_URL_VAR)
+    for name, sink in deployment.sinks.items():
+        if not isinstance(sink, OpenSearchSinkConfig):
+            continue
+        for key, secret in (
+            ("url", sink.url), ("username", sink.username), ("password", sink.password),
+        ):
+            variable = sink_variable(name, key)
+            if (secret is None or secret.env is None) and variable in env:
+                names.append(variable)
+    return tuple(names)
+
+
+def redact_password(url: str) -> str:
+    """`scheme://user:secret@host` → `scheme://user:***@host`; other URLs unchanged."""
+    scheme_end = url.find("://")
+    if scheme_end < 0:
+        return url
+    start = scheme_end + 3
+    at = url.find("@", start)
+    if at < 0:
+        return url
+    colon = url.find(":", start, at)
+    if colon < 0:
+        return url
+    return f"{url[:colon]}:***{url[at:]}"
+
+
+def _resolve(
+    name: str, key: str, secret: Secret | None, env: Mapping[str, str], overrides: list[str]
+) -> str | None:
+    if secret is not None and secret.env is not None:
+        return _read(secret.env, env, f"[sinks.{name}] {key}")
+    variable = sink_variable(name, key)
+    if variable in env:
+        overrides.append(variable)
+        return env[variable]
+    return None if secret is None else secret.value
+
+
+def _read(variable: str, env: Mapping[str, str], where: str) -> str:
+    if variable not in env:
+        raise ConfigError(
+            f"environment variable '{variable}' is not set (referenced by {where})",
+            hint=f"export {variable} before starting flusso",
+        )
+    return env[variable]
+
+
+def _assemble(parts: ConnectionParts, env: Mapping[str, str]) -> str:
+    user = _percent_encode(parts.user)
+    if parts.password is not None:
+        password = (
+            _read(parts.password.env, env, "[source] connection_url.password")
+            if parts.password.env is not None
+            else parts.password.value or ""
+        )
+        user = f"{user}:{_percent_encode(password)}"
+    host = parts.host
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 literal needs brackets before the port
+    return f"postgresql://{user}@{host}:{parts.port}/{parts.database}"
+
+
+def _percent_encode(text: str) -> str:
+    # Upstream does not escape; a password holding `@` or `/` would otherwise
+    # break the URL (an addition of the Python version).
+    return "".join(
+        chr(byte) if byte in _UNRESERVED else f"%{byte:02X}" for byte in text.encode()
+    )

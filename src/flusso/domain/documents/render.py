@@ -1,0 +1,101 @@
+"""A built document as the JSON a sink ingests (sinks spec §1.6): keys sorted, compact, UTF-8.
+
+Pure: `to_json_value` turns Python/Postgres values into plain JSON values and
+`render_document` spells them; sinks translate a TypeError into their own error.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from typing import Any
+
+
+def render_document(doc: Mapping[str, Any]) -> str:
+    """Compact JSON with sorted keys and raw UTF-8. Raises TypeError for an unrenderable value."""
+    return render_json(to_json_value(doc))
+
+
+def render_json(value: Any, *, pretty: bool = False) -> str:
+    """Spell an already-plain JSON value the way every flusso sink does."""
+    if pretty:
+        return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
+    return json.dumps(
+        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+    )
+
+
+def to_json_value(value: Any) -> Any:
+    """The plain JSON value (None/bool/int/float/str/list/dict) standing for `value`."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Decimal):
+        return _decimal(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):  # before `date`: a datetime is a date
+        return _datetime(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return _time(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {_key(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json_value(item) for item in value]
+    raise TypeError(f"cannot render a value of type {type(value).__name__} as JSON")
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool | int):
+        return json.dumps(key)
+    raise TypeError(f"cannot render a map key of type {type(key).__name__} as JSON")
+
+
+def _decimal(value: Decimal) -> float | str:
+    if value.is_finite():
+        converted = float(value)
+        if math.isfinite(converted):
+            return converted
+    return str(value)
+
+
+def _fraction(microsecond: int) -> str:
+    if microsecond == 0:
+        return ""
+    if microsecond % 1000 == 0:
+        return f".{microsecond // 1000:03d}"
+    return f".{microsecond:06d}"
+
+
+def _clock(value: datetime | time) -> str:
+    return f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}{_fraction(value.microsecond)}"
+
+
+def _datetime(value: datetime) -> str:
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        utc = value.astimezone(UTC)
+        return f"{utc.date().isoformat()}T{_clock(utc)}+00:00"
+    # D15: a naive timestamp uses `T`, which OpenSearch's default date format accepts.
+    return f"{value.date().isoformat()}T{_clock(value)}"
+
+
+def _time(value: time) -> str:
+    offset = value.utcoffset()
+    if offset is None:
+        return _clock(value)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    minutes = abs(minutes)
+    return f"{_clock(value)}{sign}{minutes // 60:02d}:{minutes % 60:02d}"
