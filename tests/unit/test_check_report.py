@@ -127,7 +127,7 @@ def test_the_tree_lists_every_field_with_type_and_nullability():
     assert _row(text, "createdAt") == ["createdAt", "date", "required"]
     assert _row(text, "organization") == ["organization", "object", "optional"]
     assert _row(text, "orders") == ["orders", "nested", "required"]
-    assert _row(text, "tagIds") == ["tagIds", "long[]", "required"]
+    assert _row(text, "tagIds") == ["tagIds", "long", "required"]
 
 
 def test_children_are_indented_two_spaces_per_depth_and_leaders_align():

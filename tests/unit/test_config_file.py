@@ -314,8 +314,8 @@ def test_an_unreadable_schema_names_the_index_and_the_resolved_path():
 
 def test_indexes_keep_file_order_and_their_on_error():
     deployment = load(
-        SOURCE
-        + 'on_error = "skip"\n'
+        'on_error = "skip"\n'
+        + SOURCE
         + '[[index]]\nname = "zeta"\nschema = "z.yml"\nenabled = true\non_error = "stop"\n'
         + '[[index]]\nname = "alpha"\nschema = "a.yml"\nenabled = true\n',
         files={"z.yml": TINY_SCHEMA, "a.yml": TINY_SCHEMA},
@@ -353,4 +353,4 @@ def test_a_syntax_error_at_the_end_of_the_document_points_at_the_last_line():
 
 
 def test_the_prefix_is_carried_through_unchecked():
-    assert load(SOURCE + 'prefix = "Not Valid*"\n').prefix == "Not Valid*"
+    assert load('prefix = "Not Valid*"\n' + SOURCE).prefix == "Not Valid*"

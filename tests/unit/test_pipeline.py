@@ -534,7 +534,7 @@ async def test_cancelling_the_run_cancels_the_capture_and_confirms_nothing_open(
 async def test_a_stop_during_backfill_marks_nothing_seeded_and_never_goes_live():
     world = World()
     sink = GatedSink()
-    engine, status, _ = pipeline(world, sink)
+    engine, status, _ = pipeline(world, sink, max_changes=2)
     sink.gate.clear()
     run = asyncio.create_task(engine.run())
     await sink.flushing.wait()
@@ -545,6 +545,7 @@ async def test_a_stop_during_backfill_marks_nothing_seeded_and_never_goes_live()
     await stopping
     await run
 
+    assert len(sink.flushes) == 1
     assert sink.seeded_marks == []
     assert world.capture.live_calls == 0
     assert status.snapshot()["phase"] == "backfilling"

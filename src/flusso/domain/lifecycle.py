@@ -6,7 +6,7 @@ Pure: it never reads a clock or makes an id; callers pass both in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -142,6 +142,15 @@ def opens_operation(current: LifecycleState, event: LifecycleEvent) -> bool:
             return False
         return _continued_op(current, event) is None
     return False
+
+
+def with_op_id(
+    current: LifecycleState, event: LifecycleEvent, new_op_id: Callable[[], str]
+) -> LifecycleEvent:
+    """`event`, given a fresh op id from `new_op_id` when it opens an operation without one."""
+    if event.op_id or not opens_operation(current, event):
+        return event
+    return replace(event, op_id=new_op_id())
 
 
 def _continued_op(current: LifecycleState, event: LifecycleEvent) -> str | None:

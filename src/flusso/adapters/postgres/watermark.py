@@ -67,7 +67,7 @@ class AckWatermark:
             self._pending.append(txn)
             self._by_seq[seq] = txn
             self._settle()
-        return [TransactionAck(self, seq) for _ in range(changes)]
+        return [TransactionAck(self, seq, end_lsn) for _ in range(changes)]
 
     def observe_wal_end(self, wal_end: int) -> None:
         """A keepalive reported the server's WAL end (R-13)."""
@@ -97,12 +97,14 @@ class AckWatermark:
 class TransactionAck:
     """The ack of one change: confirming counts it off its transaction, once."""
 
-    __slots__ = ("_watermark", "_seq", "_done")
+    __slots__ = ("_watermark", "_seq", "_done", "end_lsn")
 
-    def __init__(self, watermark: AckWatermark, seq: int) -> None:
+    def __init__(self, watermark: AckWatermark, seq: int, end_lsn: int) -> None:
         self._watermark = watermark
         self._seq = seq
         self._done = False
+        self.end_lsn = end_lsn
+        """The end LSN of the change's transaction (diagnostics)."""
 
     def confirm(self) -> None:
         # The flag is checked under the watermark's lock so a double confirm

@@ -211,22 +211,18 @@ def _tree(fields: Sequence[ResolvedField], pen: _Pen) -> list[str]:
 
     walk(fields, 0)
     name_width = max((2 * depth + len(f.name) for depth, f in rows), default=0)
-    type_width = max((len(_tree_type(f)) for _, f in rows), default=0)
+    type_width = max((len(f.type) for _, f in rows), default=0)
     out = []
     for depth, item in rows:
         used = 2 * depth + len(item.name)
         leader = pen.dim(" " + "." * (name_width + 1 - used) + " ")
-        kind = _tree_type(item)
+        kind = item.type
         nullability = pen.yellow("optional") if item.nullable else pen.dim("required")
         out.append(
             f"  {'  ' * depth}{pen.bold(item.name)}{leader}"
             f"{pen.paint('36', kind)}{' ' * (type_width - len(kind))}  {nullability}"
         )
     return out
-
-
-def _tree_type(item: ResolvedField) -> str:
-    return f"{item.type}[]" if item.array else item.type
 
 
 def _severity(diagnostic: DiagnosticView) -> str:

@@ -146,7 +146,7 @@ class ColumnSource:
 
     column: str
     type: FieldType
-    nullable: bool
+    nullable: bool  # raw `not required`; primary-key/default forcing happens in resolve_fields
     transforms: tuple[Transform, ...] = ()
     default: Value = None  # None means "no default"; `default: null` is the same as absent
     variants: tuple[str, ...] = ()  # enum rank order; empty = unordered

@@ -142,18 +142,16 @@ def _field_coercer(f: Field) -> Coercer | None:
 
 def plan_object(fields: Sequence[Field]) -> Coercer:
     """A coercer for one JSON object level: declared keys only, each coerced by its type."""
-    planned = [(f.name, _field_coercer(f)) for f in fields]
-    plain = tuple(name for name, fn in planned if fn is None)
-    coerced = tuple((name, fn) for name, fn in planned if fn is not None)
+    planned = tuple((f.name, _field_coercer(f)) for f in fields)
 
     def coerce(value: Any) -> Any:
         if type(value) is not dict:
             return value
-        out = {name: value[name] for name in plain if name in value}
-        for name, fn in coerced:
+        out = {}
+        for name, fn in planned:
             if name in value:
                 item = value[name]
-                out[name] = None if item is None else fn(item)
+                out[name] = item if fn is None or item is None else fn(item)
         return out
 
     return coerce

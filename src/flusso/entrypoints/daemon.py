@@ -1,0 +1,114 @@
+"""The `flusso run` process: prefix check, run loop, signals and shutdown.
+
+One pipeline run at a time is built from the container. A first SIGINT/SIGTERM
+asks the pipeline to stop gracefully (commit the open batch, confirm, final
+feedback); a second one exits at once with 130/143 (D12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from flusso.app.status import LiveStatus
+from flusso.domain.config.model import Deployment
+from flusso.domain.config.secrets import reserved_overrides
+from flusso.domain.errors import FlussoError
+from flusso.domain.naming import validate_prefix
+from flusso.entrypoints.container import Container
+from flusso.entrypoints.settings import RunSettings
+
+logger = logging.getLogger("flusso.run")
+
+
+class PipelineStoppedError(FlussoError):
+    """The sync engine stopped on an error; the cause is the engine's error."""
+
+
+def effective_prefix(deployment: Deployment, settings: RunSettings) -> str:
+    """`--index-prefix` / `FLUSSO_INDEX_PREFIX` > config `prefix` > empty; validated."""
+    prefix = settings.index_prefix if settings.index_prefix is not None else deployment.prefix
+    validate_prefix(prefix)
+    return prefix
+
+
+@dataclass
+class Daemon:
+    deployment: Deployment
+    settings: RunSettings
+    env: Mapping[str, str]
+    status: LiveStatus = field(init=False)
+    _signals: int = field(default=0, init=False)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = effective_prefix(self.deployment, self.settings)
+        self.status = LiveStatus([i.name for i in self.deployment.enabled_indexes()])
+
+    def _container(self) -> Container:
+        return Container(
+            deployment=self.deployment,
+            settings=self.settings,
+            env=self.env,
+            prefix=self.prefix,
+            observer=self.status,
+        )
+
+    def _on_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            # A second signal abandons the open batch; the slot redelivers it.
+            os._exit(128 + signum)
+        logger.info("shutdown requested; stopping pipeline")
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        for name in reserved_overrides(self.deployment, self.env):
+            logger.info("environment variable overrides the config", extra={"variable": name})
+        container = self._container()
+        capture = container.capture()
+        builder = container.builder()
+        sink = container.sink()
+        pipeline = container.pipeline(capture=capture, builder=builder, sink=sink)
+        self.status.begin_run()
+        run_task = asyncio.create_task(pipeline.run(), name="pipeline")
+        stop_task = asyncio.create_task(self._stop.wait(), name="stop-signal")
+        try:
+            done, _ = await asyncio.wait(
+                {run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
+            )
+            if stop_task in done and not run_task.done():
+                await pipeline.stop(graceful=True)
+            try:
+                await run_task
+                logger.info("pipeline stopped: live stream ended")
+            except FlussoError as exc:
+                logger.error("pipeline stopped on error", extra={"error": str(exc)})
+                raise PipelineStoppedError("sync engine stopped") from exc
+        finally:
+            stop_task.cancel()
+            self.status.end_run()
+            await _close_quietly(capture, builder, sink)
+
+
+async def _close_quietly(*parts: object) -> None:
+    for part in parts:
+        close = getattr(part, "close", None)
+        if close is None:
+            continue
+        try:
+            await close()
+        except FlussoError as exc:
+            logger.warning("closing %s failed: %s", type(part).__name__, exc)
