@@ -7,12 +7,12 @@ capture as a restarted process would, and a way to commit a row to its source.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import psycopg
 import pytest
-from conftest import unique_name
 
 from flusso.adapters.fakes.capture import InMemoryChangeCapture
 from flusso.app.ports import Change, ChangeCapture
@@ -27,6 +27,11 @@ from flusso.domain.config.model import (
 from flusso.domain.documents.change import ChangeEvent, TableRef
 
 ITEMS = TableRef("public", "items")
+
+
+def unique_name(prefix: str) -> str:
+    # Same scheme as tests/conftest.py; imported names would clash between conftest files.
+    return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
 @dataclass

@@ -170,7 +170,7 @@ def test_a_compiled_config_round_trips_without_its_schema_paths():
         deployment, indexes=tuple(replace(i, schema_path=None) for i in deployment.indexes)
     )
     assert decoded == without_paths
-    assert content_hash(decoded.indexes[0].schema) == WORKED_EXAMPLE_HASH
+    assert content_hash(decoded.indexes[0].schema) == content_hash(deployment.indexes[0].schema)
 
 
 def test_the_lock_is_canonical_json():

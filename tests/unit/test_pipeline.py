@@ -635,3 +635,39 @@ async def test_the_run_logs_its_sequence_in_order(caplog):
         "backfill complete",
         "following live changes",
     ]
+
+
+async def test_a_graceful_stop_while_idle_ends_the_live_stream_and_the_run():
+    world, sink = World(), InMemorySink(seeded=["orders", "users"])
+    world.touch(USERS, 1)
+    engine, status, recorder = pipeline(world, sink, skip_backfill=True)
+    run = asyncio.create_task(engine.run())
+    await until(lambda: world.capture.durable_position == 1)
+
+    await engine.stop()
+    await run
+
+    assert world.capture.stopped
+    assert world.capture.open_streams == 0
+    assert recorder.named("on_changes_discarded") == []
+    assert recorder.named("on_error") == []
+    assert status.snapshot()["changes_committed"] == 1
+
+
+async def test_a_failed_backfill_flush_marks_nothing_seeded_and_the_next_run_seeds_again():
+    world, sink = World(), InMemorySink(fail_flushes=1)
+    engine, status, _ = pipeline(world, sink, max_changes=2)
+
+    with pytest.raises(SinkWriteError):
+        await engine.run()
+
+    assert sink.seeded_marks == []
+    assert world.capture.live_calls == 0
+    assert status.snapshot()["phase"] == "stopped"
+
+    world.capture.end_stream()
+    restarted, _, _ = pipeline(world, sink, max_changes=2)
+    await restarted.run()
+
+    assert sink.seeded_marks == ["orders", "users"]
+    assert set(sink.documents("users")) == {"1", "2"}

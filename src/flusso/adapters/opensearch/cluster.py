@@ -82,15 +82,17 @@ class ClusterCalls:
     ) -> tuple[bool, Any]:
         """`(found, reply)`; `found` is False only for a tolerated 404."""
         try:
+            # A tolerated 404 is passed through as a reply (not raised) so the client
+            # does not log an expected "not found" as a failed request.
             reply = await self._client.transport.perform_request(
-                method, path, params=params, body=body
+                method, path, params=params, body=body, ignore=(404,) if missing_ok else ()
             )
         except TransportError as exc:
-            if missing_ok and exc.status_code == 404:
-                return False, None
             raise describe_failure(context, exc) from exc
         except SerializationError as exc:
             raise SinkWriteError(f"{context}: unreadable reply: {exc}") from exc
+        if missing_ok and _is_not_found(reply):
+            return False, None
         return True, reply
 
     async def exists(self, index: str) -> bool:
@@ -203,6 +205,13 @@ class ClusterCalls:
             body=body,
             headers={"content-type": "application/x-ndjson"},
         )
+
+
+def _is_not_found(reply: Any) -> bool:
+    """A 404 reply: an error object, or a document lookup that found nothing."""
+    if not isinstance(reply, Mapping):
+        return False
+    return (reply.get("status") == 404 and "error" in reply) or reply.get("found") is False
 
 
 def parse_meta(source: Any) -> tuple[int, bool] | None:

@@ -240,7 +240,7 @@ def number_text(number: int | float) -> str:
     exponent = int(exponent) + (len(digit_tuple) - len(digits))
     length = len(digits)
     kk = length + exponent  # 10^(kk-1) <= |number| < 10^kk
-    if 0 <= exponent and kk <= 16:
+    if exponent >= 0 and kk <= 16:
         return f"{sign}{digits}{'0' * exponent}.0"
     if 0 < kk <= 16:
         return f"{sign}{digits[:kk]}.{digits[kk:]}"

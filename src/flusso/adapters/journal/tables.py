@@ -1,0 +1,55 @@
+"""SQLAlchemy Core tables of the lifecycle journal (sinks spec §3.6).
+
+They mirror the migrations in top-level `alembic/` (shipped as
+`flusso.adapters.journal.migrations`); a schema change is a new migration, never an edit here alone.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, Integer, MetaData, Table, Text
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+journal_info = Table(
+    "journal_info",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+lifecycle_events = Table(
+    "lifecycle_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True, autoincrement=True),
+    Column("recorded_at", Text, nullable=False),
+    Column("run_id", Text, nullable=False),
+    Column("sink", Text, nullable=False),
+    Column("logical", Text, nullable=False),
+    Column("hash_alias", Text, nullable=False),
+    Column("event", Text, nullable=False),
+    Column("state_before", Text, nullable=False),
+    Column("state_after", Text, nullable=False),
+    Column("serving_generation", Integer),
+    Column("target_generation", Integer),
+    Column("op_id", Text),
+    Column("detail", Text, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+lifecycle_state = Table(
+    "lifecycle_state",
+    metadata,
+    Column("sink", Text, primary_key=True),
+    Column("hash_alias", Text, primary_key=True),
+    Column("logical", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("serving_generation", Integer),
+    Column("target_generation", Integer),
+    Column("op_id", Text),
+    Column("pending_request", Boolean, nullable=False),
+    Column("configured", Boolean, nullable=False),
+    Column("last_event_id", Integer, nullable=False),
+    Column("updated_at", Text, nullable=False),
+)

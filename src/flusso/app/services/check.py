@@ -1,0 +1,134 @@
+"""Use case `flusso check`: compile the config from source, and unless offline compare it with the database.
+
+Online, the source URL is resolved from the environment the entrypoint hands in,
+column facts and publication coverage come from a `Catalog`, and the pure rules
+in `domain.validation` turn them into diagnostics. Check never changes the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from flusso.app.services.check_report import CoverageView, offline_json, render_human
+from flusso.app.services.compile import Files, compile_config
+from flusso.domain.config.model import Deployment
+from flusso.domain.config.secrets import resolve_source_url
+from flusso.domain.documents.change import TableRef
+from flusso.domain.documents.tables import required_tables
+from flusso.domain.mapping import index_mapping
+from flusso.domain.types import IndexMapping
+from flusso.domain.validation import (
+    Diagnostic,
+    TableFacts,
+    diagnose,
+    has_errors,
+    plan_column_checks,
+    tables_to_inspect,
+)
+
+FAILED_MESSAGE = "schema validation failed against the database"
+
+
+class Catalog(Protocol):
+    """Read-only facts about the source database that `check` compares the schemas with.
+
+    Raises SourceError when the database cannot be queried; a missing table is not
+    an error (`table_columns` answers None).
+    """
+
+    async def table_columns(self, table: TableRef) -> TableFacts | None: ...
+
+    async def inspect_coverage(
+        self, publication: str, tables: Sequence[TableRef], manage: bool
+    ) -> CoverageView: ...
+
+
+OpenCatalog = Callable[[str], AbstractAsyncContextManager[Catalog]]
+"""Opens a `Catalog` on a resolved Postgres URL (and closes it on exit)."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `check` found; `diagnostics` and `coverage` are None offline."""
+
+    deployment: Deployment
+    mappings: tuple[IndexMapping, ...]
+    diagnostics: tuple[Diagnostic, ...] | None = None
+    coverage: CoverageView | None = None
+    manage_publication: bool = True
+
+    @property
+    def failed(self) -> bool:
+        """An error-level disagreement with the database; warnings never fail."""
+        return self.diagnostics is not None and has_errors(self.diagnostics)
+
+    def to_json(self) -> dict[str, Any]:
+        return offline_json(
+            self.deployment, self.mappings, diagnostics=self.diagnostics,
+            coverage=self.coverage, will_manage=self.manage_publication,
+        )
+
+    def render(self, *, config_path: str, color: bool = False) -> str:
+        return render_human(
+            self.deployment, self.mappings, config_path=config_path,
+            diagnostics=self.diagnostics, coverage=self.coverage,
+            will_manage=self.manage_publication, color=color,
+        )
+
+
+def enabled_mappings(deployment: Deployment) -> tuple[IndexMapping, ...]:
+    """The typed mapping of every enabled index, in name order."""
+    return tuple(
+        index_mapping(index.name, index.schema)
+        for index in sorted(deployment.enabled_indexes(), key=lambda i: i.name)
+    )
+
+
+def check_offline(config: str, files: Files) -> CheckResult:
+    """Load and resolve everything without secrets or a database."""
+    deployment = compile_config(config, files)
+    return CheckResult(
+        deployment, enabled_mappings(deployment),
+        manage_publication=deployment.source.manage_publication,
+    )
+
+
+async def check_online(
+    config: str,
+    files: Files,
+    env: Mapping[str, str],
+    open_catalog: OpenCatalog,
+    *,
+    publication: str = "flusso",
+    manage_publication: bool | None = None,
+) -> CheckResult:
+    """Compile, connect, then report column diagnostics and publication coverage."""
+    deployment = compile_config(config, files)
+    manage = (
+        deployment.source.manage_publication if manage_publication is None else manage_publication
+    )
+    url = resolve_source_url(deployment.source, env)
+    async with open_catalog(url) as catalog:
+        diagnostics = await validate_deployment(deployment, catalog)
+        coverage = await catalog.inspect_coverage(
+            publication, required_tables(deployment), manage
+        )
+    return CheckResult(
+        deployment, enabled_mappings(deployment), tuple(diagnostics), coverage, manage
+    )
+
+
+async def validate_deployment(deployment: Deployment, catalog: Catalog) -> list[Diagnostic]:
+    """Diagnostics of every enabled index in name order; each table is read once."""
+    facts: dict[TableRef, TableFacts | None] = {}
+    diagnostics: list[Diagnostic] = []
+    for index in sorted(deployment.enabled_indexes(), key=lambda i: i.name):
+        checks = plan_column_checks(index.schema)
+        for table in tables_to_inspect(checks):
+            if table not in facts:
+                facts[table] = await catalog.table_columns(table)
+        diagnostics.extend(diagnose(index.name, checks, facts))
+    return diagnostics
