@@ -49,14 +49,18 @@ def opensearch_url(request: pytest.FixtureRequest) -> str:
     if request.param == "real":
         url = os.environ.get(REAL_URL_ENV)
         if not url:
-            pytest.skip(f"set {REAL_URL_ENV} (e.g. https://admin:pw@localhost:9200) to run this leg")
+            pytest.skip(
+                f"set {REAL_URL_ENV} (e.g. https://admin:pw@localhost:9200) to run this leg"
+            )
         return url
     return request.getfixturevalue("embedded_opensearch").url
 
 
 @pytest.fixture
 async def opensearch_client(opensearch_url: str) -> AsyncIterator[AsyncOpenSearch]:
-    client = open_opensearch_client(opensearch_url, tls_verify=not opensearch_url.startswith("https"))
+    client = open_opensearch_client(
+        opensearch_url, tls_verify=not opensearch_url.startswith("https")
+    )
     try:
         yield client
     finally:
@@ -95,7 +99,9 @@ class ClusterProbe:
         """Documents readable through `name` (an alias or an index), by `_id`."""
         try:
             await self.client.indices.refresh(index=name)
-            reply = await self.client.search(index=name, body={"size": 1000, "query": {"match_all": {}}})
+            reply = await self.client.search(
+                index=name, body={"size": 1000, "query": {"match_all": {}}}
+            )
         except NotFoundError:
             return {}
         return {hit["_id"]: hit["_source"] for hit in reply["hits"]["hits"]}
@@ -196,7 +202,11 @@ def item_statuses(*statuses: int | tuple[int, str]) -> BulkReply:
         for action, spec in zip(actions, statuses, strict=False):
             status, reason = spec if isinstance(spec, tuple) else (spec, None)
             (op,) = action
-            item: dict[str, Any] = {"_index": action[op]["_index"], "_id": action[op]["_id"], "status": status}
+            item: dict[str, Any] = {
+                "_index": action[op]["_index"],
+                "_id": action[op]["_id"],
+                "status": status,
+            }
             if reason is not None:
                 item["error"] = {"type": "stub_exception", "reason": reason}
             if op == "delete" and status == 404:
@@ -228,7 +238,9 @@ class StubOpenSearch:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.text()
-        recorded = Recorded(request.method, request.path_qs, body, request.headers.get("Content-Type", ""))
+        recorded = Recorded(
+            request.method, request.path_qs, body, request.headers.get("Content-Type", "")
+        )
         self.requests.append(recorded)
         if request.path == "/_bulk":
             reply = self.bulk_replies.pop(0) if self.bulk_replies else self.bulk_default
@@ -264,5 +276,3 @@ async def stub_opensearch() -> AsyncIterator[StubOpenSearch]:
         yield stub
     finally:
         await stub.stop()
-
-

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from opensearch_fixtures import REAL_URL_ENV, ClusterProbe, sink_config, unique_prefix, users_mapping
 
 from flusso.adapters.fakes.sink import InMemorySink
 from flusso.adapters.opensearch.client import open_opensearch_client
@@ -21,6 +20,13 @@ from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.app.ports import Sink
 from flusso.domain.documents.change import Delete, DocumentId, Upsert
 from flusso.domain.naming import hash_alias
+from opensearch_fixtures import (
+    REAL_URL_ENV,
+    ClusterProbe,
+    sink_config,
+    unique_prefix,
+    users_mapping,
+)
 
 MAPPING = users_mapping("0123abcd")
 

@@ -43,8 +43,6 @@ from flusso.domain.config.model import (
 )
 from flusso.domain.documents.change import ChangeEvent, Delete, DocumentId, TableRef, Upsert
 
-USERS_1_AFTER = dict(SEEDED_DOCUMENTS["users/1"])
-
 
 def t(name: str) -> TableRef:
     return TableRef("public", name)
@@ -119,11 +117,7 @@ async def test_backfill_builds_the_seeded_documents_and_deletes_filtered_and_sof
     assert ids == [DocumentId("users", (k,)) for k in (1, 2, 3, 4)] + [
         DocumentId("orders", (k,)) for k in (10, 11, 12)
     ]
-    assert await store.sync(None, roots) | {} == {
-        **SEEDED_DOCUMENTS,
-        "users/3": None,
-        "users/4": None,
-    } | {"users/1": SEEDED_DOCUMENTS["users/1"]}
+    assert await store.sync(None, roots) == {**SEEDED_DOCUMENTS, "users/3": None, "users/4": None}
 
 
 async def test_roots_only_maps_no_related_rows(store: Store) -> None:
@@ -448,8 +442,8 @@ async def test_resolving_a_batch_keeps_first_seen_order_across_events(store: Sto
         up("users", 1),
     ])
     assert [f"{i.index}/{i.render()}" for i in ids] == [
-        "users/1", "orders/12", "users/2", "orders/10", "users/4", "orders/11",
-    ] or [f"{i.index}/{i.render()}" for i in ids][:3] == ["users/1", "orders/12", "users/2"]
+        "users/1", "orders/12", "users/2", "orders/10", "orders/11",
+    ]
 
 
 async def test_a_self_referencing_join_rebuilds_the_referrers_too(pg_url: str) -> None:
@@ -504,7 +498,6 @@ THING = uuid.UUID("095b7d61-cbbc-49d6-842c-231d06b81e7a")
 
 async def test_wire_values_decode_per_declared_type_with_filters_and_constants(pg_url: str) -> None:
     labels = Through("thing_labels", "thing_id", "label_id")
-    extra = tuple(column(f"kind{i}", "keyword") for i in range(0))
     schema = IndexSchema(
         table="things", primary_key="id",
         filters=(Comparison("kind", "in", ("a", "b")), Comparison("day", "between", ("2024-01-01", "2024-12-31"))),
@@ -518,7 +511,6 @@ async def test_wire_values_decode_per_declared_type_with_filters_and_constants(p
             Field("labelIds", Aggregate("labels", "ids", labels, element_type="integer",
                                         filters=(Comparison("name", "neq", ("blue",)),))),
             Field("allIds", Aggregate("labels", "ids", labels, element_type="integer")),
-            *extra,
         ),
     )
     store = await open_store(pg_url, Deployment(source=SourceConfig(), indexes=(IndexConfig("things", True, schema),)),

@@ -11,12 +11,12 @@ import logging
 import time
 
 import pytest
-from opensearch_fixtures import answer, item_statuses, sink_config, users_mapping
 
 from flusso.adapters.opensearch.client import open_opensearch_client
 from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.app.ports import SinkUnavailableError, SinkWriteError
 from flusso.domain.documents.change import Delete, DocumentId, Upsert
+from opensearch_fixtures import answer, item_statuses, sink_config, users_mapping
 
 SINK_LOGGER = "flusso.adapters.opensearch.sink"
 
@@ -63,7 +63,9 @@ async def test_five_upserts_with_batch_size_two_go_out_as_two_two_one(make_sink,
     await sink.write([upsert(k) for k in range(1, 6)])
     await sink.flush(caught_up=False)
     assert [ids(r) for r in stub_opensearch.bulk_requests] == [["1", "2"], ["3", "4"], ["5"]]
-    assert all(r.content_type.startswith("application/x-ndjson") for r in stub_opensearch.bulk_requests)
+    assert all(
+        r.content_type.startswith("application/x-ndjson") for r in stub_opensearch.bulk_requests
+    )
 
 
 async def test_the_byte_cap_splits_requests_and_warns_about_an_oversized_document(
@@ -71,13 +73,17 @@ async def test_the_byte_cap_splits_requests_and_warns_about_an_oversized_documen
 ):
     small = {"e": "x"}  # a 49-byte fragment with ids 1, 3 and 4
     sink = make_sink(max_bytes=100)
-    await sink.write([upsert(1, small), upsert(2, {"e": "y" * 100}), upsert(3, small), upsert(4, small)])
+    await sink.write(
+        [upsert(1, small), upsert(2, {"e": "y" * 100}), upsert(3, small), upsert(4, small)]
+    )
     with caplog.at_level(logging.WARNING, logger=SINK_LOGGER):
         await sink.flush(caught_up=False)
     assert [ids(r) for r in stub_opensearch.bulk_requests] == [["1"], ["2"], ["3", "4"]]
     oversized = [
-        r for r in caplog.records
-        if r.getMessage() == "a single document exceeds the bulk byte cap; sending it in its own request"
+        r
+        for r in caplog.records
+        if r.getMessage()
+        == "a single document exceeds the bulk byte cap; sending it in its own request"
     ]
     assert len(oversized) == 1
     assert oversized[0].max_bytes == 100 and oversized[0].bytes > 100
@@ -136,7 +142,9 @@ async def test_client_errors_such_as_400_are_retried_too(make_sink, stub_opensea
     assert len(stub_opensearch.bulk_requests) == 3
 
 
-async def test_an_unreachable_cluster_is_a_transport_error_after_the_retries(client, make_sink, stub_opensearch):
+async def test_an_unreachable_cluster_is_a_transport_error_after_the_retries(
+    client, make_sink, stub_opensearch
+):
     await stub_opensearch.stop()
     sink = make_sink(max_retries=1)
     await sink.write([upsert(1)])
@@ -177,7 +185,9 @@ async def test_items_throttled_until_the_budget_runs_out_fail_the_flush(make_sin
 
 async def test_a_400_item_is_rejected_once_and_the_others_stay_applied(make_sink, stub_opensearch):
     # Case 40 at sink level: the rejection is reported, never retried.
-    stub_opensearch.bulk_replies[:] = [item_statuses(201, (400, "failed to parse field [age]"), 201)]
+    stub_opensearch.bulk_replies[:] = [
+        item_statuses(201, (400, "failed to parse field [age]"), 201)
+    ]
     sink = make_sink()
     await sink.write([upsert(1), upsert(42), upsert(3)])
     report = await sink.flush(caught_up=True)

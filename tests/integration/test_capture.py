@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import psycopg
 import pytest
+from tests.conftest import unique_name
 
 from flusso.adapters.postgres.capture import PostgresChangeCapture
 from flusso.adapters.postgres.pgoutput import parse_lsn
@@ -30,7 +31,6 @@ from flusso.domain.config.model import (
     Through,
 )
 from flusso.domain.documents.change import TableRef
-from tests.conftest import unique_name
 
 FIXTURE_SQL = """
 CREATE TABLE orgs (id int PRIMARY KEY, name text NOT NULL);
@@ -430,3 +430,36 @@ async def test_the_snapshot_yields_one_canonical_upsert_per_row(fixture_db):
     assert orders == {10, 12, *range(100, 2200)}
     assert {c.event.kind for c in changes} == {"upsert"}
     assert all(c.event.table != TableRef("public", "pairs") for c in changes)
+
+
+async def test_feedback_keeps_flowing_while_the_consumer_is_stalled(fixture_db):
+    slot = unique_name("slot")
+    capture = PostgresChangeCapture(fixture_db, fixture_deployment(), slot=slot,
+                                    publication=unique_name("pub"), status_interval=0.2,
+                                    buffer_capacity=4)
+    await capture.prepare()
+    stream = capture.live()
+    try:
+        run(fixture_db, "INSERT INTO orders SELECT g, 1, 1.00, 'paid', now() "
+                        "FROM generate_series(1000, 1199) g")
+        with psycopg.connect(fixture_db, autocommit=True) as conn:
+            for i in range(50):
+                conn.execute("UPDATE users SET bio=%s WHERE id=1", (str(i),))
+        await asyncio.wait_for(anext(stream), 10)  # then stall: the buffer fills and stays full
+
+        def reply_age() -> float:
+            age = scalar(fixture_db, "SELECT extract(epoch FROM now() - r.reply_time)::float8 "
+                                     "FROM pg_stat_replication r JOIN pg_replication_slots s "
+                                     "ON s.active_pid = r.pid WHERE s.slot_name = %s", (slot,))
+            assert isinstance(age, float)
+            return age
+
+        await asyncio.sleep(1.0)
+        assert reply_age() < 0.6
+        await asyncio.sleep(0.5)
+        assert reply_age() < 0.6
+        drained = [await asyncio.wait_for(anext(stream), 10) for _ in range(199 + 50)]
+        assert drained[-1].event.table == USERS
+    finally:
+        await stream.aclose()
+        await capture.close()

@@ -9,12 +9,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from opensearch_fixtures import ClusterProbe, sink_config, unique_prefix, users_mapping
 
 from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.app.ports import SinkWriteError
 from flusso.domain.documents.change import Delete, DocumentId, Upsert
 from flusso.domain.errors import ConfigError
+from opensearch_fixtures import ClusterProbe, sink_config, unique_prefix, users_mapping
 
 H = "0123abcd"
 K = "89abcdef"
@@ -93,7 +93,9 @@ async def test_a_new_generation_is_created_with_refresh_off_until_seeded(new_sin
     assert (await probe.settings(gen1))["refresh_interval"] == "10s"
 
 
-async def test_a_restart_after_seeding_reuses_the_generation_and_answers_seeded(new_sink, probe, prefix):
+async def test_a_restart_after_seeding_reuses_the_generation_and_answers_seeded(
+    new_sink, probe, prefix
+):
     await seed(new_sink(), users_mapping(H), {1: {"email": "a@x.io"}})
     restarted = new_sink()
     await restarted.ensure_index(users_mapping(H))
@@ -109,7 +111,8 @@ async def test_a_concrete_convenience_index_only_costs_a_warning(new_sink, probe
         await seed(sink, users_mapping(H), {1: {"email": "a@x.io"}})
     assert await probe.holders(f"{prefix}users_{H}") == [f"{prefix}users_{H}_1"]
     assert any(
-        r.getMessage() == "could not point the convenience alias at the index; writes are unaffected"
+        r.getMessage()
+        == "could not point the convenience alias at the index; writes are unaffected"
         for r in caplog.records
     )
 
@@ -136,7 +139,10 @@ async def test_a_schema_change_builds_a_new_hash_and_keeps_the_bare_name_until_s
     old_gen, new_gen = f"{prefix}users_{H}_1", f"{prefix}users_{K}_1"
     assert await probe.holders(f"{prefix}users_{K}") == [new_gen]
     assert await probe.holders(f"{prefix}users") == [old_gen]  # D5
-    assert await probe.meta(f"{prefix}users_{H}") == {"active_generation": 2, "seeded": False}  # D11
+    assert await probe.meta(f"{prefix}users_{H}") == {
+        "active_generation": 2,
+        "seeded": False,
+    }  # D11
     await sink.write([upsert(1, {"email": "new@x.io"})])
     await sink.flush(caught_up=True)
     await sink.mark_seeded("users")
@@ -172,7 +178,9 @@ async def test_a_generation_left_without_meta_is_superseded_and_dropped(new_sink
     assert await probe.meta(f"{prefix}users_{H}") == {"active_generation": 2, "seeded": True}
 
 
-async def test_a_seeded_marker_whose_generation_vanished_triggers_a_rebuild(new_sink, probe, prefix):
+async def test_a_seeded_marker_whose_generation_vanished_triggers_a_rebuild(
+    new_sink, probe, prefix
+):
     # Case 29 (D10).
     await seed(new_sink(), users_mapping(H), {1: {"email": "a@x.io"}})
     await probe.client.indices.delete(index=f"{prefix}users_{H}_1")
@@ -227,7 +235,9 @@ async def test_skip_backfill_with_a_staged_rebuild_writes_to_the_serving_generat
     assert await probe.documents(f"{prefix}users_{H}_2") == {}
 
 
-async def test_refused_items_come_back_as_rejections_and_the_rest_is_applied(new_sink, probe, prefix):
+async def test_refused_items_come_back_as_rejections_and_the_rest_is_applied(
+    new_sink, probe, prefix
+):
     sink = new_sink()
     await sink.ensure_index(users_mapping(H))
     await sink.write(
@@ -245,5 +255,7 @@ async def test_refused_items_come_back_as_rejections_and_the_rest_is_applied(new
 
 
 async def test_mark_seeded_without_ensure_index_is_an_error(new_sink):
-    with pytest.raises(SinkWriteError, match="cannot mark users seeded: it has no active generation"):
+    with pytest.raises(
+        SinkWriteError, match="cannot mark users seeded: it has no active generation"
+    ):
         await new_sink().mark_seeded("users")

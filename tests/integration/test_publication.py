@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
+from tests.conftest import unique_name
+from tests.integration.test_capture import FIXTURE_SQL, fixture_deployment, run, scalar
 
 from flusso.adapters.postgres.capture import PostgresChangeCapture
 from flusso.adapters.postgres.publication import (
@@ -20,8 +22,6 @@ from flusso.domain.config.model import (
 )
 from flusso.domain.documents.change import TableRef
 from flusso.domain.documents.tables import required_tables
-from tests.conftest import unique_name
-from tests.integration.test_capture import FIXTURE_SQL, fixture_deployment, run, scalar
 
 TAGS = TableRef("public", "tags")
 USERS = TableRef("public", "users")

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
 from tests.conftest import unique_name
 
 SCHEMA = """\

@@ -78,7 +78,12 @@ def test_a_400_item_is_rejected_and_a_missing_delete_succeeds():  # case 43, D7
         "errors": True,
         "items": [
             {"index": {"status": 201}},
-            {"index": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "bad"}}},
+            {
+                "index": {
+                    "status": 400,
+                    "error": {"type": "mapper_parsing_exception", "reason": "bad"},
+                }
+            },
             {"delete": {"status": 404, "result": "not_found"}},
             {"index": {"status": 200}},
         ],
@@ -123,7 +128,9 @@ def test_alias_moves_are_skipped_when_already_exact_and_atomic_otherwise():
     assert alias_actions("users", "users_b_1", []) == {
         "actions": [{"add": {"index": "users_b_1", "alias": "users"}}]
     }
-    assert json.dumps(alias_actions("users", "users_new", ["users_old", "users_new", "x"])) == json.dumps(
+    assert json.dumps(
+        alias_actions("users", "users_new", ["users_old", "users_new", "x"])
+    ) == json.dumps(
         {
             "actions": [
                 {"remove": {"index": "users_old", "alias": "users"}},

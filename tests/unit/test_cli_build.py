@@ -38,7 +38,8 @@ def workdir(tmp_path, monkeypatch):
 # -- flusso build ------------------------------------------------------------
 
 
-def test_build_writes_the_lock_and_reports_the_index_count(runner, workdir):
+def test_build_writes_the_lock_and_reports_the_index_count(runner, workdir, monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)  # an unset reference is fine for build
     (workdir / "flusso.toml").write_text(CONFIG)
     result = runner.invoke(cli, ["build"])
     assert result.exit_code == 0, result.output

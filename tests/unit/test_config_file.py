@@ -354,3 +354,24 @@ def test_a_syntax_error_at_the_end_of_the_document_points_at_the_last_line():
 
 def test_the_prefix_is_carried_through_unchecked():
     assert load('prefix = "Not Valid*"\n' + SOURCE).prefix == "Not Valid*"
+
+
+# -- case 13: the loader carries the prefix; `run` checks it --------------------
+
+
+@pytest.mark.parametrize("prefix", ["", "dev_", "staging-", "env1_", "a"])
+def test_valid_prefixes_load_and_pass_the_run_check(prefix):
+    from flusso.domain.naming import validate_prefix
+
+    deployment = load(f'prefix = "{prefix}"\n' + SOURCE)
+    assert deployment.prefix == prefix
+    validate_prefix(deployment.prefix)
+
+
+@pytest.mark.parametrize("prefix", ["Dev_", "_dev", "-dev", "+dev", "de v", "dev,", "dev/", "dev*"])
+def test_invalid_prefixes_load_but_fail_the_run_check(prefix):
+    from flusso.domain.naming import validate_prefix
+
+    deployment = load(f'prefix = "{prefix}"\n' + SOURCE)
+    with pytest.raises(ConfigError, match="invalid index prefix"):
+        validate_prefix(deployment.prefix)

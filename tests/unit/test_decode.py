@@ -37,7 +37,7 @@ def col(name: str, type_: Any, nullable: bool = True) -> Field:
 
 def decode_one(field: Field, wire: Any) -> Any:
     """Decode a one-field document whose field arrives as `wire` (given as JSON text)."""
-    doc = decode_document('{"%s": %s}' % (field.name, wire), plan_object([field]))
+    doc = decode_document(f'{{"{field.name}": {wire}}}', plan_object([field]))
     return doc[field.name]
 
 

@@ -76,7 +76,7 @@ def parse_generation(alias: str, name: str) -> int | None:
     head = alias + "_"
     if not name.startswith(head):
         return None
-    return _parse_u64(name[len(head):])
+    return _parse_u64(name[len(head) :])
 
 
 def hash_alias_of(name: str) -> str | None:
@@ -101,4 +101,4 @@ def next_target(alias: str, g: int, names: list[str] | tuple[str, ...]) -> int:
 def is_sibling_hash_alias(prefix: str, logical: str, name: str) -> bool:
     """Whether `name` is a hash alias (`{prefix}{logical}_{8 hex}`) of the same logical index."""
     head = f"{prefix}{logical}_"
-    return name.startswith(head) and _HASH.fullmatch(name[len(head):]) is not None
+    return name.startswith(head) and _HASH.fullmatch(name[len(head) :]) is not None

@@ -8,6 +8,7 @@ Needs the `osmem-server` package (a development dependency).
 from __future__ import annotations
 
 import atexit
+import subprocess
 from types import TracebackType
 from typing import Any
 
@@ -28,6 +29,11 @@ class EmbeddedOpenSearch:
         if self._server is None:
             raise RuntimeError("the embedded OpenSearch is not running; call start() first")
         return str(self._server.url)
+
+    @property
+    def process(self) -> subprocess.Popen[str] | None:
+        """The server process while running (for liveness checks)."""
+        return None if self._server is None else self._server.process
 
     @property
     def running(self) -> bool:

@@ -30,12 +30,16 @@ class BulkAction:
 
 
 def _meta_line(op: str, index: str, doc_id: str) -> str:
-    return json.dumps({op: {"_index": index, "_id": doc_id}}, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {op: {"_index": index, "_id": doc_id}}, ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def index_action(index: str, logical: str, doc_id: str, source: str) -> BulkAction:
     """An `index` action; `source` is the already rendered document line."""
-    return BulkAction("index", index, logical, doc_id, f"{_meta_line('index', index, doc_id)}\n{source}\n")
+    return BulkAction(
+        "index", index, logical, doc_id, f"{_meta_line('index', index, doc_id)}\n{source}\n"
+    )
 
 
 def delete_action(index: str, logical: str, doc_id: str) -> BulkAction:

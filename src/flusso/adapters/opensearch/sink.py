@@ -146,15 +146,20 @@ class OpenSearchSink:
                 seeded = False
                 logger.warning(
                     "seeded generation is missing; rebuilding the index into a new generation",
-                    extra={"index": logical, "missing": generation_name(alias, missing),
-                           "generation": generation_name(alias, number)},
+                    extra={
+                        "index": logical,
+                        "missing": generation_name(alias, missing),
+                        "generation": generation_name(alias, number),
+                    },
                 )
         generation = generation_name(alias, number)
         self._active[logical] = _Active(alias, generation, number)
         self._routes[logical] = (generation,)
 
         if await self._calls.exists(generation):
-            logger.debug("generation exists; its mapping is left as is", extra={"index": generation})
+            logger.debug(
+                "generation exists; its mapping is left as is", extra={"index": generation}
+            )
         elif await self._calls.create(generation, self._creation_body(mapping)):
             logger.info(
                 "created generation index",
@@ -167,7 +172,9 @@ class OpenSearchSink:
         holders = await self._calls.alias_holders(alias)
         if seeded or not holders:
             await self._calls.move_alias(alias, generation, holders)
-            await self._point_convenience_alias(logical, generation, guard_alias=None if seeded else alias)
+            await self._point_convenience_alias(
+                logical, generation, guard_alias=None if seeded else alias
+            )
         elif self._skip_backfill and any(holder != generation for holder in holders):
             # D14: nothing will seed the staged generation, so keep serving readers current.
             serving = _serving_holder(alias, generation, holders)
@@ -205,7 +212,11 @@ class OpenSearchSink:
     async def _invalidate_other_hashes(self, logical: str, alias: str) -> None:
         """D11: a seeded marker of another schema hash would serve stale data if reverted to."""
         for other, (number, seeded) in await self._calls.all_meta(self.meta_index):
-            if other == alias or not seeded or not is_sibling_hash_alias(self._prefix, logical, other):
+            if (
+                other == alias
+                or not seeded
+                or not is_sibling_hash_alias(self._prefix, logical, other)
+            ):
                 continue
             target = next_target(other, number, await self._calls.list_indices(f"{other}_*"))
             await self._calls.write_meta(self.meta_index, other, target, False)
@@ -338,7 +349,9 @@ class OpenSearchSink:
                 failure, cause = _bulk_failure(exc), exc
                 continue
             if not isinstance(reply, Mapping):
-                raise SinkWriteError(f"failed to read bulk response: not a JSON object: {reply!r:.200}")
+                raise SinkWriteError(
+                    f"failed to read bulk response: not a JSON object: {reply!r:.200}"
+                )
             outcome = classify_bulk_reply(reply, pending)
             rejected.extend(outcome.rejected)
             if not outcome.transient:

@@ -7,7 +7,7 @@ import rich_click as click
 from flusso import __version__
 from flusso.entrypoints.cli.commands import register
 
-click.rich_click.USE_MARKDOWN = False
+click.rich_click.TEXT_MARKUP = None
 click.rich_click.SHOW_ARGUMENTS = True
 
 

@@ -1,0 +1,1 @@
+"""The config language: file-shaped parsing, validation and the validated model."""
