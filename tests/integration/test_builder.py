@@ -127,6 +127,7 @@ async def test_roots_only_maps_no_related_rows(store: Store) -> None:
 def test_scopes_and_indexes_follow_index_name_order() -> None:
     builder = PostgresDocumentBuilder("postgresql://unused", store_deployment())
     assert builder.backfill_scopes() == [("orders", t("orders")), ("users", t("users"))]
+    assert [m.index for m in builder.index_mappings()] == ["orders", "users"]
 
 
 # ---------------------------------------------------------------------------

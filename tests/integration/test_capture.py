@@ -14,7 +14,7 @@ from tests.conftest import unique_name
 
 from flusso.adapters.postgres.capture import PostgresChangeCapture
 from flusso.adapters.postgres.pgoutput import parse_lsn
-from flusso.app.ports import Change, SourceError
+from flusso.app.ports import Change, SourceError, SourceUnavailableError
 from flusso.domain.config.model import (
     Aggregate,
     BelongsTo,
@@ -454,6 +454,9 @@ async def test_feedback_keeps_flowing_while_the_consumer_is_stalled(fixture_db):
             assert isinstance(age, float)
             return age
 
+        assert scalar(fixture_db, "SELECT r.application_name FROM pg_stat_replication r "
+                                  "JOIN pg_replication_slots s ON s.active_pid = r.pid "
+                                  "WHERE s.slot_name = %s", (slot,)) == "flusso"
         await asyncio.sleep(1.0)
         assert reply_age() < 0.6
         await asyncio.sleep(0.5)
@@ -463,3 +466,31 @@ async def test_feedback_keeps_flowing_while_the_consumer_is_stalled(fixture_db):
     finally:
         await stream.aclose()
         await capture.close()
+
+
+async def test_a_slot_of_another_database_is_refused(fixture_db, postgres_server):
+    slot = unique_name("slot")
+    scalar(postgres_server.url, "SELECT pg_create_logical_replication_slot(%s, 'pgoutput')",
+           (slot,))
+    capture = PostgresChangeCapture(fixture_db, fixture_deployment(), slot=slot,
+                                    publication=unique_name("pub"))
+    try:
+        with pytest.raises(SourceError, match=f"replication slot '{slot}' belongs to database "
+                                              "'postgres'"):
+            await capture.prepare()
+    finally:
+        await capture.close()
+        scalar(postgres_server.url, "SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+async def test_an_unreachable_server_is_a_transient_source_error():
+    from flusso.embedded.postgres import free_port
+
+    capture = PostgresChangeCapture(
+        f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2",
+        fixture_deployment(),
+    )
+    with pytest.raises(SourceUnavailableError, match="cannot connect to Postgres at 127.0.0.1"):
+        await capture.prepare()
+    with pytest.raises(SourceUnavailableError):
+        await anext(capture.live())

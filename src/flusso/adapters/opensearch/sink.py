@@ -19,6 +19,7 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import SerializationError, TransportError
 
 from flusso.adapters.opensearch.bulk import (
+    TRANSIENT_ITEM_STATUSES,
     BulkAction,
     ItemRejection,
     bulk_params,
@@ -363,7 +364,7 @@ class OpenSearchSink:
                 hint=_BULK_HINT,
             )
             cause = None
-        if failure is None:  # max_retries < 0 cannot happen; keeps the type checker honest
+        if failure is None:  # unreachable: at least one attempt is always made
             failure = SinkWriteError("bulk request failed with no attempt made")
         raise failure from cause
 
@@ -381,7 +382,7 @@ def _bulk_failure(exc: TransportError) -> SinkWriteError:
         return SinkUnavailableError(f"bulk request error: {transport_detail(exc)}", hint=_BULK_HINT)
     if isinstance(exc.status_code, int):
         detail = f"bulk request failed: HTTP {status_line(exc.status_code)}: {error_body(exc)}"
-        if exc.status_code in (429, 502, 503, 504):
+        if exc.status_code in TRANSIENT_ITEM_STATUSES:
             return SinkUnavailableError(detail, hint=_BULK_HINT)
         return SinkWriteError(detail, hint=_BULK_HINT)
     return SinkWriteError(f"bulk request error: {exc}", hint=_BULK_HINT)

@@ -109,6 +109,7 @@ class PostgresDocumentBuilder:
         self._idle: list[psycopg.AsyncConnection] = []
         self._open_count = 0
         self._available: asyncio.Condition | None = None
+        self._closing = False
         self._catalog = CatalogCache()
         self._plans: dict[str, _IndexPlan] = {}
         self._paths: dict[tuple[str, TableRef], list[ResolutionPath]] = {}
@@ -118,10 +119,13 @@ class PostgresDocumentBuilder:
 
     async def open(self) -> None:
         """Open the first connection (more are opened on demand, up to `pool_size`)."""
+        self._closing = False
         async with self._connection():
             pass
 
     async def close(self) -> None:
+        """Close idle connections now; connections in use close when they are handed back."""
+        self._closing = True
         idle, self._idle = self._idle, []
         for conn in idle:
             self._open_count -= 1
@@ -162,20 +166,23 @@ class PostgresDocumentBuilder:
             yield conn
         finally:
             async with available:
-                if conn.closed or conn.broken:
-                    self._open_count -= 1
-                else:
+                keep = not (self._closing or conn.closed or conn.broken)
+                if keep:
                     self._idle.append(conn)
+                else:
+                    self._open_count -= 1
                 available.notify()
+            if not keep:
+                await conn.close()
 
     @staticmethod
     async def _fetch(
         conn: psycopg.AsyncConnection, sql: str, params: Sequence[Any], what: str
     ) -> list[tuple[Any, ...]]:
         try:
-            cursor = AsyncRawCursor(conn)
-            await cursor.execute(sql, params)
-            return await cursor.fetchall()
+            async with AsyncRawCursor(conn) as cursor:
+                await cursor.execute(sql, params)
+                return await cursor.fetchall()
         except psycopg.Error as exc:
             raise query_error(exc, what) from exc
 
@@ -373,7 +380,7 @@ class PostgresDocumentBuilder:
                 event.table,
             )
         elif present:
-            walk.row_keys = [tuple((c, v) for c, v in present if v is not None)]
+            walk.row_keys = [tuple(present)]
         tuple_column = hop.tuple_column
         if tuple_column is not None:
             for values in (event.old, event.new):
@@ -402,7 +409,7 @@ class PostgresDocumentBuilder:
         """Advance every walk hop by hop; each round runs one query per distinct hop lookup."""
         active = walks
         while active:
-            groups: dict[tuple[str, _HopLookup], list[_Walk]] = {}
+            groups: dict[tuple[str, _HopLookup], list[_Walk]] = {}  # (schema, lookup) → walks
             for walk in active:
                 hop = walk.path.hops[walk.depth]
                 walk.outputs = list(walk.direct)
@@ -411,9 +418,10 @@ class PostgresDocumentBuilder:
                 if walk.inputs:
                     key_column = walk.key_column if walk.depth == 0 else None
                     lookup = await self._hop_lookup(conn, walk.index, hop, key_column)
-                    groups.setdefault((walk.index, lookup), []).append(walk)
-            for (index, lookup), members in groups.items():
-                await self._run_lookup(conn, index, lookup, members)
+                    db = self._by_name[walk.index].schema.db_schema
+                    groups.setdefault((db, lookup), []).append(walk)
+            for (db, lookup), members in groups.items():
+                await self._run_lookup(conn, db, lookup, members)
             still: list[_Walk] = []
             for walk in active:
                 values = _dedup(walk.outputs)
@@ -427,9 +435,8 @@ class PostgresDocumentBuilder:
             active = still
 
     async def _run_lookup(
-        self, conn: psycopg.AsyncConnection, index: str, lookup: _HopLookup, members: list[_Walk]
+        self, conn: psycopg.AsyncConnection, db: str, lookup: _HopLookup, members: list[_Walk]
     ) -> None:
-        db = self._by_name[index].schema.db_schema
         info = await self._catalog.column(conn, db, lookup.table, lookup.match_column)
         oid = info.type_oid
         wanted = _dedup([v for walk in members for v in walk.inputs])

@@ -21,6 +21,7 @@ _I64_MIN = -(2**63)
 _I64_MAX = 2**63 - 1
 _U64_MAX = 2**64 - 1
 _NODE_BUDGET = 100_000  # bounds alias expansion ("billion laughs")
+_MAX_FLOW_DEPTH = 100  # ruamel's scanner slows down quadratically with flow nesting
 
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TRUES = frozenset({"true", "True", "TRUE"})
@@ -85,6 +86,13 @@ def describe(node: YNode) -> str:
 
 def parse_yaml12(text: str) -> YNode | None:
     """Parse one YAML document; None when it is empty. Raises YamlSyntaxError."""
+    too_deep = _flow_too_deep(text)
+    if too_deep is not None:
+        line, column = _position_to_mark(text, too_deep)
+        raise YamlSyntaxError(
+            f"invalid YAML: `[`/`{{` nested more than {_MAX_FLOW_DEPTH} levels deep",
+            line=line, column=column,
+        )
     loader = YAML(typ="rt", pure=True)
     try:
         with warnings.catch_warnings():
@@ -108,6 +116,19 @@ def parse_yaml12(text: str) -> YNode | None:
     if root is None:
         return None
     return _Builder().build(root)
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """Where flow brackets first nest too deep (quotes ignored: a cheap upper bound)."""
+    depth = 0
+    for position, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+            if depth > _MAX_FLOW_DEPTH:
+                return position
+        elif char in "]}" and depth:
+            depth -= 1
+    return None
 
 
 def _position_to_mark(text: str, position: int) -> tuple[int, int]:
