@@ -80,7 +80,11 @@ class PrometheusObserver:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for `GET /metrics`."""
-        return prometheus_client.generate_latest(self.registry), prometheus_client.CONTENT_TYPE_LATEST
+        # The classic text format is what prometheus_client serves to a scraper sending no Accept.
+        return (
+            prometheus_client.generate_latest(self.registry),
+            prometheus_client.CONTENT_TYPE_PLAIN_0_0_4,
+        )
 
     # -- Observer ---------------------------------------------------------------------
 
