@@ -14,15 +14,25 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from flusso.app.status import LiveStatus
+from flusso.app.services.reindex_requests import ReindexRequests
+from flusso.app.status import CompositeObserver, LiveStatus
 from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import reserved_overrides
 from flusso.domain.errors import FlussoError
 from flusso.domain.naming import validate_prefix
 from flusso.entrypoints.container import Container
-from flusso.entrypoints.settings import RunSettings
+from flusso.entrypoints.http.private import create_private_app
+from flusso.entrypoints.http.public import create_public_app
+from flusso.entrypoints.http.serve import HttpSurfaces, bind_surfaces, surface_addresses
+from flusso.entrypoints.metrics import PrometheusObserver
+from flusso.entrypoints.settings import DEFAULT_ADMIN_PASSWORD, RunSettings
 
 logger = logging.getLogger("flusso.run")
+
+DEFAULT_PASSWORD_WARNING = (
+    'the private control surface is using the DEFAULT admin password ("flusso"); '
+    "set --admin-password / FLUSSO_ADMIN_PASSWORD before exposing it"
+)
 
 
 class PipelineStoppedError(FlussoError):
@@ -42,12 +52,17 @@ class Daemon:
     settings: RunSettings
     env: Mapping[str, str]
     status: LiveStatus = field(init=False)
+    metrics: PrometheusObserver = field(init=False)
+    reindex_requests: ReindexRequests = field(init=False)
     _signals: int = field(default=0, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def __post_init__(self) -> None:
         self.prefix = effective_prefix(self.deployment, self.settings)
-        self.status = LiveStatus([i.name for i in self.deployment.enabled_indexes()])
+        enabled = [i.name for i in self.deployment.enabled_indexes()]
+        self.status = LiveStatus(enabled)
+        self.metrics = PrometheusObserver(self.status.in_flight, enabled)
+        self.reindex_requests = ReindexRequests(enabled, skip_backfill=self.settings.skip_backfill)
 
     def _container(self) -> Container:
         return Container(
@@ -55,7 +70,7 @@ class Daemon:
             settings=self.settings,
             env=self.env,
             prefix=self.prefix,
-            observer=self.status,
+            observer=CompositeObserver(self.status, self.metrics),
         )
 
     def _on_signal(self, signum: int) -> None:
@@ -74,9 +89,38 @@ class Daemon:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def open_surfaces(self) -> HttpSurfaces | None:
+        """Bind both listeners (public first; HttpBindError on failure) and build their apps."""
+        if not self.settings.serve_http:
+            return None
+        public, private = bind_surfaces(*surface_addresses(self.settings, self.deployment.server))
+        if self.settings.admin_password == DEFAULT_ADMIN_PASSWORD:
+            logger.warning(DEFAULT_PASSWORD_WARNING)
+        private_app = create_private_app(
+            self.status,
+            self.reindex_requests,
+            user=self.settings.admin_user,
+            password=self.settings.admin_password,
+        )
+        return HttpSurfaces(
+            [(public, create_public_app(self.status, self.metrics)), (private, private_app)]
+        )
+
     async def run(self) -> None:
         for name in reserved_overrides(self.deployment, self.env):
             logger.info("environment variable overrides the config", extra={"variable": name})
+        # Bound before anything connects to Postgres or a cluster, so a taken port fails fast.
+        surfaces = self.open_surfaces()
+        try:
+            if surfaces is not None:
+                await surfaces.start()
+            await self._run_pipeline()
+        finally:
+            self.reindex_requests.close()
+            if surfaces is not None:
+                await surfaces.stop()
+
+    async def _run_pipeline(self) -> None:
         container = self._container()
         capture = container.capture()
         builder = container.builder()

@@ -93,7 +93,7 @@ def parse_yaml12(text: str) -> YNode | None:
             f"invalid YAML: `[`/`{{` nested more than {_MAX_FLOW_DEPTH} levels deep",
             line=line, column=column,
         )
-    loader = YAML(typ="rt", pure=True)
+    loader = YAML(typ="safe", pure=True)
     try:
         with warnings.catch_warnings():
             # YAML 1.2 allows redefining an anchor; ruamel only warns about it.
