@@ -201,9 +201,11 @@ class _Loader:
         return "\n".join(out)
 
     def syntax_error(self, exc: YamlSyntaxError) -> ConfigError:
+        hint = "fix the YAML syntax at the marked position"
+        if "'\\t'" in exc.message:
+            hint = "indent with spaces; YAML does not allow tabs there"
         return ConfigError(
-            f"{self._prefix}: {exc.message}\n{self._snippet(exc.line, exc.column)}",
-            hint="fix the YAML syntax at the marked position",
+            f"{self._prefix}: {exc.message}\n{self._snippet(exc.line, exc.column)}", hint=hint,
         )
 
     def _count(self) -> int:

@@ -11,11 +11,11 @@ import binascii
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 from litestar import Litestar, Response, get, post
 from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.params import FromQuery, SkipValidation
 from litestar.status_codes import (
     HTTP_202_ACCEPTED,
     HTTP_400_BAD_REQUEST,
@@ -37,8 +37,8 @@ class IndexStates(Protocol):
 
 
 # Litestar cannot validate a value against a Protocol; the factory below is what typed them.
-States = Annotated[IndexStates, Dependency(skip_validation=True)]
-Control = Annotated[ReindexControl, Dependency(skip_validation=True)]
+States = SkipValidation[IndexStates]
+Control = SkipValidation[ReindexControl]
 
 
 def credentials_match(authorization: bytes | None, user: str, password: str) -> bool:
@@ -103,7 +103,7 @@ def _json(value: Any) -> Response[bytes]:
 
 @get("/indexes")
 async def list_indexes(
-    status: States, control: Control, detail: str | None = None
+    status: States, control: Control, detail: FromQuery[str | None] = None
 ) -> Response[bytes]:
     states = status.index_states()
     if detail is None or detail.strip().lower() not in _TRUE:
@@ -113,7 +113,7 @@ async def list_indexes(
 
 
 @post("/reindex")
-async def request_reindex(control: Control, index: str | None = None) -> Response[str]:
+async def request_reindex(control: Control, index: FromQuery[str | None] = None) -> Response[str]:
     if index is None:
         return _text(HTTP_400_BAD_REQUEST, "missing query parameter ?index=<name>")
     name = normalize_index_name(index)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 from litestar import Litestar, Response, get
 from litestar.di import Provide
-from litestar.params import Dependency
+from litestar.params import SkipValidation
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -24,8 +24,8 @@ class MetricsText(Protocol):
 
 
 # Litestar cannot validate a value against a Protocol; the factory below is what typed them.
-Status = Annotated[StatusView, Dependency(skip_validation=True)]
-Metrics = Annotated[MetricsText, Dependency(skip_validation=True)]
+Status = SkipValidation[StatusView]
+Metrics = SkipValidation[MetricsText]
 
 
 @get("/healthz", sync_to_thread=False)
