@@ -183,24 +183,29 @@ class BatchRecorder(NullObserver):
 class TrackedChange:
     change: Change
     end_lsn: int
+    delivered_at_flush: int  # successful flushes so far when the change was delivered
     confirmed: bool = False
+    confirmed_at_flush: int | None = None
 
 
 class _TrackedAck:
-    def __init__(self, inner: Any, record: TrackedChange) -> None:
+    def __init__(self, inner: Any, record: TrackedChange, flush_count: Callable[[], int]) -> None:
         self._inner = inner
         self._record = record
+        self._flush_count = flush_count
 
     def confirm(self) -> None:
         self._inner.confirm()
         self._record.confirmed = True
+        self._record.confirmed_at_flush = self._flush_count()
 
 
 class TrackingCapture:
     """Delegates to a PostgresChangeCapture and records every live change and its ack."""
 
-    def __init__(self, inner: PostgresChangeCapture) -> None:
+    def __init__(self, inner: PostgresChangeCapture, flush_count: Callable[[], int]) -> None:
         self.inner = inner
+        self._flush_count = flush_count
         self.delivered: list[TrackedChange] = []
         self.on_snapshot_change: Callable[[int], Any] | None = None
 
@@ -214,9 +219,11 @@ class TrackingCapture:
         stream = self.inner.live()
         try:
             async for change in stream:
-                record = TrackedChange(change, int(getattr(change.ack, "end_lsn", 0)))
+                record = TrackedChange(
+                    change, int(getattr(change.ack, "end_lsn", 0)), self._flush_count()
+                )
                 self.delivered.append(record)
-                yield Change(change.event, _TrackedAck(change.ack, record))
+                yield Change(change.event, _TrackedAck(change.ack, record, self._flush_count))
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
 
@@ -289,7 +296,7 @@ class Engine:
             manage_publication=self.manage_publication, status_interval=self.status_interval,
             **self.capture_kwargs,
         )
-        self.capture = TrackingCapture(inner)
+        self.capture = TrackingCapture(inner, lambda: len(self.sink.flushes))
         self.builder = PostgresDocumentBuilder(self.url, self.deployment)
         await self.builder.open()
         on_error = self.on_error or self.deployment.on_error_for

@@ -105,7 +105,10 @@ def _start(project: Path, pg_url: str, slot: str) -> subprocess.Popen:
         "FLUSSO_LOG": "info",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "flusso", "run", "-c", "flusso.toml", "--lag-poll-secs", "1"],
+        [
+            sys.executable, "-m", "flusso", "run", "-c", "flusso.toml", "--lag-poll-secs", "1",
+            "--public-address", "127.0.0.1:0", "--private-address", "127.0.0.1:0",
+        ],
         cwd=project,
         env=env,
         stdout=subprocess.PIPE,
@@ -153,7 +156,8 @@ def test_run_backfills_then_streams_related_changes_and_stops_cleanly(project, p
 
 def test_a_missing_config_file_is_a_clear_error(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "flusso", "run", "--config", "nope.toml"],
+        [sys.executable, "-m", "flusso", "run", "--config", "nope.toml",
+         "--public-address", "127.0.0.1:0", "--private-address", "127.0.0.1:0"],
         cwd=tmp_path, capture_output=True, text=True, timeout=30,
         env={**os.environ, "DATABASE_URL": "postgresql://x@127.0.0.1:1/x"},
     )

@@ -795,3 +795,9 @@ def test_did_you_mean_picks_the_closest_within_two_and_ties_go_first():
     assert did_you_mean("ab", ["ax", "ay"]) == "did you mean `ax`?"
     assert did_you_mean("zzzzzz", ["column"]) is None
     assert did_you_mean("column", ["column"]) is None
+
+
+def test_a_tab_in_indentation_gets_a_specific_hint():
+    error = fail("version: 1\ntable: users\nfields:\n\t- keyword: email\n")
+    assert "--> line 4, column 1" in error.message
+    assert "tabs" in error.hint

@@ -338,3 +338,87 @@ class Journal(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------------------
+# Online reindex  (owned by the reindex work; append-only section)
+# ---------------------------------------------------------------------------
+
+from collections.abc import Callable  # noqa: E402
+from contextlib import AbstractAsyncContextManager  # noqa: E402
+
+from flusso.domain.lifecycle import Meta  # noqa: E402
+from flusso.domain.reindex import AliasAction, ClusterView, IndexNames  # noqa: E402
+
+
+class IndexAdmin(Protocol):
+    """The generation-level side of a sink that keeps generations behind aliases (OpenSearch).
+
+    The same object is also the pipeline's `Sink`: `route_writes` changes where its
+    `write` sends documents of a logical index (several generations = dual write;
+    one generation of the active hash alias also becomes the generation
+    `is_seeded`/`mark_seeded` act on). `write_generation` buffers into a second,
+    separate buffer that only `flush_generations` sends, so a rebuild's backfill never
+    mixes with live batches. Every call is idempotent: creating an existing index,
+    dropping a missing one, or moving an alias where it already is succeeds.
+    Raises SinkError (SinkUnavailableError when retrying is safe).
+    """
+
+    sink_name: str
+
+    @property
+    def refresh_interval(self) -> str: ...
+
+    def index_names(self, mapping: IndexMapping) -> IndexNames: ...
+
+    async def read_marker(self, names: IndexNames) -> Meta | None: ...
+
+    async def cluster_view(self, names: IndexNames) -> ClusterView:
+        """Hash and bare alias holders (listing order) and the generation numbers that exist."""
+        ...
+
+    async def write_marker(self, hash_alias: str, generation: int, seeded: bool) -> None: ...
+
+    async def create_generation(self, mapping: IndexMapping, index: str) -> bool:
+        """Create `index` (refresh off) unless it exists; True when it was created now."""
+        ...
+
+    def route_writes(self, index: str, generations: Sequence[str]) -> None: ...
+
+    async def write_generation(self, generation: str, ops: Sequence[DocumentOp]) -> None: ...
+
+    async def flush_generations(self) -> FlushReport: ...
+
+    async def refresh(self, index: str, interval: str) -> None:
+        """Refresh `index` once, then set its `refresh_interval`."""
+        ...
+
+    async def swap_aliases(self, actions: Sequence[AliasAction]) -> None:
+        """All `actions` in ONE atomic `_aliases` call (nothing when empty)."""
+        ...
+
+    async def drop(self, indexes: Sequence[str]) -> None: ...
+
+
+class RowSnapshot(Protocol):
+    """One consistent view of root rows, as in `ChangeCapture.snapshot`; each call opens its
+    own read-only snapshot, so it may run while `live` streams."""
+
+    def snapshot(self, tables: Sequence[TableRef]) -> AsyncIterator[Change]: ...
+
+
+WriteListener = Callable[[Sequence[DocumentId]], None]
+
+
+class LiveWrites(Protocol):
+    """The running pipeline, as an online rebuild sees it.
+
+    `add_write_listener` calls the listener, inside the commit, with the document
+    ids of every batch before they are written; it returns a function that removes
+    it. `between_batches()` holds the commit gate: while inside, no batch is being
+    resolved, built, written or flushed, and the sink's live buffer is empty.
+    """
+
+    def add_write_listener(self, listener: WriteListener) -> Callable[[], None]: ...
+
+    def between_batches(self) -> AbstractAsyncContextManager[None]: ...

@@ -138,6 +138,12 @@ class ClusterCalls:
         await self._call("alias update failed", "POST", "/_aliases", body=actions)
         return True
 
+    async def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
+        """One atomic `POST /_aliases` with exactly these actions."""
+        await self._call(
+            "alias update failed", "POST", "/_aliases", body={"actions": list(actions)}
+        )
+
     async def read_meta(self, meta_index: str, doc_id: str) -> tuple[int, bool] | None:
         """`(active_generation, seeded)`, or None when absent or without an integer generation."""
         found, reply = await self._call(

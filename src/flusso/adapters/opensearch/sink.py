@@ -44,6 +44,7 @@ from flusso.app.ports import (
 from flusso.domain.config.model import OpenSearchSinkConfig
 from flusso.domain.documents.change import Delete, DocumentOp, Upsert
 from flusso.domain.documents.render import render_document
+from flusso.domain.lifecycle import Meta
 from flusso.domain.mapping import build_index_body
 from flusso.domain.naming import (
     convenience_alias,
@@ -56,6 +57,7 @@ from flusso.domain.naming import (
     parse_generation,
     validate_prefix,
 )
+from flusso.domain.reindex import AliasAction, ClusterView, IndexNames
 from flusso.domain.types import IndexMapping
 
 logger = logging.getLogger(__name__)
@@ -76,10 +78,9 @@ class OpenSearchSink:
     """The Sink port over one OpenSearch cluster.
 
     Remembers, per logical index, the active generation (what `is_seeded` and
-    `mark_seeded` act on) and the list of generations writes go to. Today that
-    list has one entry; writing to several (dual write during a rebuild) only
-    needs `_routes[logical]` to name them all, since every buffered action is
-    already per target.
+    `mark_seeded` act on) and the list of generations writes go to: one entry,
+    or two while an online rebuild dual-writes (`route_writes`). It is also the
+    `IndexAdmin` of that rebuild.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class OpenSearchSink:
         self._active: dict[str, _Active] = {}
         self._routes: dict[str, tuple[str, ...]] = {}
         self._buffer: list[BulkAction] = []
+        self._generation_buffer: list[BulkAction] = []
 
     @property
     def meta_index(self) -> str:
@@ -290,26 +292,79 @@ class OpenSearchSink:
         if self._owns_client:
             await self._client.close()
 
+    # -- IndexAdmin: generation-level steps of an online rebuild --------------------
+
+    @property
+    def refresh_interval(self) -> str:
+        return self._config.refresh_interval
+
+    def index_names(self, mapping: IndexMapping) -> IndexNames:
+        return IndexNames(
+            logical=mapping.index,
+            hash_alias=hash_alias(self._prefix, mapping.index, mapping.hash),
+            bare_alias=convenience_alias(self._prefix, mapping.index),
+        )
+
+    async def read_marker(self, names: IndexNames) -> Meta | None:
+        meta = await self._calls.read_meta(self.meta_index, names.hash_alias)
+        return None if meta is None else Meta(*meta)
+
+    async def cluster_view(self, names: IndexNames) -> ClusterView:
+        listed = await self._calls.list_indices(f"{names.hash_alias}_*")
+        numbers = (parse_generation(names.hash_alias, name) for name in listed)
+        return ClusterView(
+            hash_holders=tuple(await self._calls.alias_holders(names.hash_alias)),
+            bare_holders=tuple(await self._calls.alias_holders(names.bare_alias)),
+            generations=tuple(sorted(n for n in numbers if n is not None)),
+        )
+
+    async def write_marker(self, hash_alias: str, generation: int, seeded: bool) -> None:
+        await self._calls.write_meta(self.meta_index, hash_alias, generation, seeded)
+
+    async def create_generation(self, mapping: IndexMapping, index: str) -> bool:
+        if await self._calls.exists(index):
+            return False
+        return await self._calls.create(index, self._creation_body(mapping))
+
+    def route_writes(self, index: str, generations: Sequence[str]) -> None:
+        self._routes[index] = tuple(generations)
+        active = self._active.get(index)
+        if active is not None and len(generations) == 1:
+            number = parse_generation(active.alias, generations[0])
+            if number is not None:
+                self._active[index] = _Active(active.alias, generations[0], number)
+
+    async def write_generation(self, generation: str, ops: Sequence[DocumentOp]) -> None:
+        for op in ops:
+            self._generation_buffer.extend(_actions(op, (generation,)))
+
+    async def flush_generations(self) -> FlushReport:
+        actions, self._generation_buffer = self._generation_buffer, []
+        return await self._send(actions, False)
+
+    async def refresh(self, index: str, interval: str) -> None:
+        await self._calls.refresh(index)
+        await self._calls.set_refresh_interval(index, interval)
+
+    async def swap_aliases(self, actions: Sequence[AliasAction]) -> None:
+        if actions:
+            await self._calls.update_aliases([action.as_json() for action in actions])
+
+    async def drop(self, indexes: Sequence[str]) -> None:
+        for name in indexes:
+            await self._calls.drop(name)
+
     # -- writes ------------------------------------------------------------------
 
     async def write(self, ops: Sequence[DocumentOp]) -> None:
         for op in ops:
-            logical = op.id.index
-            doc_id = op.id.render()
-            targets = self.write_targets(logical)
-            if isinstance(op, Upsert):
-                try:
-                    source = render_document(op.document)
-                except (TypeError, ValueError) as exc:
-                    raise SinkSerializeError(f"document {logical}/{doc_id}: {exc}") from exc
-                self._buffer.extend(index_action(t, logical, doc_id, source) for t in targets)
-            elif isinstance(op, Delete):
-                self._buffer.extend(delete_action(t, logical, doc_id) for t in targets)
-            else:
-                raise SinkWriteError(f"cannot write {type(op).__name__}: not a document op")
+            self._buffer.extend(_actions(op, self.write_targets(op.id.index)))
 
     async def flush(self, caught_up: bool) -> FlushReport:
         actions, self._buffer = self._buffer, []
+        return await self._send(actions, caught_up)
+
+    async def _send(self, actions: list[BulkAction], caught_up: bool) -> FlushReport:
         if not actions:
             return FlushReport()
         sizes = [action.size for action in actions]
@@ -328,7 +383,9 @@ class OpenSearchSink:
             "flushed bulk actions",
             extra={"documents": len(actions), "rejected": len(rejected), "caught_up": caught_up},
         )
-        return FlushReport(tuple(self._rejection(item) for item in rejected))
+        # A dual-written document refused by both generations is one rejection.
+        unique = {(r.index, r.id): r for r in (self._rejection(item) for item in rejected)}
+        return FlushReport(tuple(unique.values()))
 
     async def _send_chunk(self, chunk: Sequence[BulkAction], refresh: bool) -> list[ItemRejection]:
         """One chunk with its retry budget: whole-request failures and D6 transient items."""
@@ -375,6 +432,20 @@ class OpenSearchSink:
             if item.index in targets:
                 return RejectedDocument(logical, item.id, item.reason)
         return RejectedDocument(item.index, item.id, item.reason)
+
+
+def _actions(op: DocumentOp, targets: Sequence[str]) -> list[BulkAction]:
+    logical = op.id.index
+    doc_id = op.id.render()
+    if isinstance(op, Upsert):
+        try:
+            source = render_document(op.document)
+        except (TypeError, ValueError) as exc:
+            raise SinkSerializeError(f"document {logical}/{doc_id}: {exc}") from exc
+        return [index_action(t, logical, doc_id, source) for t in targets]
+    if isinstance(op, Delete):
+        return [delete_action(t, logical, doc_id) for t in targets]
+    raise SinkWriteError(f"cannot write {type(op).__name__}: not a document op")
 
 
 def _bulk_failure(exc: TransportError) -> SinkWriteError:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,7 @@ from flusso.app.ports import (
     FlushReport,
     Observer,
     Sink,
+    WriteListener,
 )
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,28 @@ class SyncPipeline:
         self._stopping = False
         self._cancelled_by_stop = False
         self._done = asyncio.Event()
+        self._commit_gate = asyncio.Lock()
+        self._write_listeners: list[WriteListener] = []
+
+    # -- hooks for an online rebuild (LiveWrites) --------------------------------
+
+    def add_write_listener(self, listener: WriteListener) -> Callable[[], None]:
+        """Call `listener` with each batch's document ids, inside the commit, before the
+        write. Returns the function that removes it."""
+        self._write_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._write_listeners:
+                self._write_listeners.remove(listener)
+
+        return remove
+
+    @asynccontextmanager
+    async def between_batches(self) -> AsyncIterator[None]:
+        """Hold the commit gate: no batch is mid-commit while inside (the lock is fair, so
+        the batch being committed finishes first and the next one waits)."""
+        async with self._commit_gate:
+            yield
 
     # -- public ---------------------------------------------------------------
 
@@ -280,14 +304,19 @@ class SyncPipeline:
         index_filter: Collection[str] | None,
         roots_only: bool,
     ) -> None:
-        ids = await self._builder.resolve([change.event for change in batch], roots_only=roots_only)
-        if index_filter is not None:
-            ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
-        if ids:
-            await self._sink.write(await self._builder.build_many(ids))
-        started = time.perf_counter()
-        report = await self._sink.flush(caught_up)
-        flush_seconds = time.perf_counter() - started
+        async with self._commit_gate:
+            ids = await self._builder.resolve(
+                [change.event for change in batch], roots_only=roots_only
+            )
+            if index_filter is not None:
+                ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
+            for listener in tuple(self._write_listeners):
+                listener(ids)
+            if ids:
+                await self._sink.write(await self._builder.build_many(ids))
+            started = time.perf_counter()
+            report = await self._sink.flush(caught_up)
+            flush_seconds = time.perf_counter() - started
         self._settle_rejections(report)
         # Confirm only after the flush: if the slot moved past a change whose
         # document had not landed, a crash here would lose it.

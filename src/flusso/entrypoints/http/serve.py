@@ -13,7 +13,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -59,17 +59,12 @@ def surface_addresses(settings: RunSettings, server: ServerConfig) -> tuple[str,
 
 @dataclass
 class Listener:
-    """A bound, listening socket for one surface."""
+    """A bound, listening socket for one surface; `address` is the one actually bound
+    (the real port when `:0` was asked for)."""
 
     surface: str
-    requested: str
+    address: str
     sock: socket.socket
-
-    @property
-    def address(self) -> str:
-        """The address actually bound (the real port when `:0` was asked for)."""
-        host, port = self.sock.getsockname()[:2]
-        return f"[{host}]:{port}" if self.sock.family == socket.AF_INET6 else f"{host}:{port}"
 
     def close(self) -> None:
         self.sock.close()
@@ -96,7 +91,9 @@ def bind_surface(surface: str, address: str) -> Listener:
             f"binding {surface} HTTP surface to {address}: {reason} (os error {exc.errno})"
         ) from None
     sock.setblocking(False)
-    return Listener(surface, address, sock)
+    bound_host, bound_port = sock.getsockname()[:2]
+    bound = f"[{bound_host}]:{bound_port}" if family == socket.AF_INET6 else f"{bound_host}:{bound_port}"
+    return Listener(surface, bound, sock)
 
 
 def bind_surfaces(public_address: str, private_address: str) -> tuple[Listener, Listener]:
@@ -161,7 +158,7 @@ class HttpSurfaces:
             listener.close()
 
 
-def _report_crash(surface: str):  # type: ignore[no-untyped-def]
+def _report_crash(surface: str) -> Callable[[asyncio.Task[None]], None]:
     def report(task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             logger.error(
