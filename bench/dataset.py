@@ -235,6 +235,7 @@ batch_size = {batch_size}
 [[index]]
 name = "{index}"
 schema = "{schema_file}"
+enabled = true
 """
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import fnmatch
 import json
 import time
@@ -188,10 +189,8 @@ def build_app(sink: NullSink) -> web.Application:  # noqa: C901 - one table of r
         watch_ = sink.watches.get(token)
         if watch_ is None:
             return _json({"error": "not watched"}, 404)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watch_.done.wait(), float(request.query.get("timeout", "60")))
-        except TimeoutError:
-            pass
         sink.watches.pop(token, None)
         return _json({"seen": watch_.seen, "target": watch_.target, "first": watch_.first,
                       "last": watch_.last, "complete": watch_.done.is_set()})

@@ -15,6 +15,7 @@ import random
 import time
 
 import psycopg
+import pytest
 from engine_harness import Engine, sql
 from fixtures_store import column
 
@@ -37,7 +38,7 @@ from flusso.domain.config.model import (
     Through,
 )
 
-SEED = 20240611
+SEEDS = (20240611, 7)
 TRANSACTIONS = 320
 
 SCHEMA_SQL = """
@@ -214,9 +215,10 @@ def random_statement(rng: random.Random) -> str:
     ])
 
 
-async def test_random_transactions_converge_to_a_fresh_rebuild(pg_url):
+@pytest.mark.parametrize("seed", SEEDS)
+async def test_random_transactions_converge_to_a_fresh_rebuild(pg_url, seed):
     await sql(pg_url, SCHEMA_SQL)
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     started = time.monotonic()
     eng = await Engine(pg_url, deployment()).start()
     try:

@@ -32,6 +32,7 @@ from flusso.domain.config.model import (
 from flusso.domain.config.schema_file import parse_index_schema, soft_delete_column
 from flusso.domain.config.suggest import did_you_mean, edit_distance
 from flusso.domain.errors import ConfigError
+from flusso.domain.types import resolve_fields
 
 PREFIX = "users.schema.yml (index users): "
 
@@ -225,8 +226,11 @@ def test_case14_minimal_schema_gives_one_nullable_integer_field():
 
 
 def test_case14_the_primary_key_column_is_forced_non_null():
-    field = only_field("- integer: id\n  required: false\n")
-    assert field.source.nullable is False
+    loaded = load(schema("- integer: id\n  required: false\n"))
+    # The model keeps the declared `not required` (it is what the hash covers);
+    # type resolution forces the primary key non-null.
+    assert loaded.fields[0].source.nullable is True
+    assert resolve_fields(loaded)[0].nullable is False
 
 
 def test_case15_doc_id_is_rejected_with_a_hint():
@@ -299,9 +303,9 @@ def test_case21_non_scalar_defaults_name_their_kind_and_a_scalar_default_is_kept
     assert "`array`" in array.message
     mapping = fail(schema("- json: data\n  required: false\n  default: {a: 1}\n"))
     assert "`object`" in mapping.message
-    field = only_field("- integer: visits\n  required: false\n  default: 0\n")
-    assert field.source.default == 0
-    assert field.source.nullable is False
+    loaded = load(schema("- integer: visits\n  required: false\n  default: 0\n"))
+    assert loaded.fields[0].source.default == 0
+    assert resolve_fields(loaded)[0].nullable is False
 
 
 def test_default_null_means_no_default():
@@ -543,8 +547,10 @@ def test_has_many_join_converts_fully():
     )
     assert join.order_by == (OrderBy("created_at", "desc"), OrderBy("id", None))
     assert join.limit == 0
+    assert [f.source.nullable for f in join.fields] == [True, True]
     # Inside a join the current primary key is the join's, not the root's.
-    assert [f.source.nullable for f in join.fields] == [False, True]
+    resolved = resolve_fields(IndexSchema(table="users", primary_key="user_id", fields=(field,)))
+    assert [child.nullable for child in resolved[0].children] == [False, True]
 
 
 def test_many_to_many_needs_a_complete_through():
@@ -801,3 +807,9 @@ def test_a_tab_in_indentation_gets_a_specific_hint():
     error = fail("version: 1\ntable: users\nfields:\n\t- keyword: email\n")
     assert "--> line 4, column 1" in error.message
     assert "tabs" in error.hint
+
+
+def test_a_json_field_is_dynamic_unless_its_options_say_otherwise():
+    assert only_field("- json: settings\n  required: false\n").options == {"dynamic": True}
+    field = only_field("- json: settings\n  required: false\n  options: {enabled: false, dynamic: false}\n")
+    assert field.options == {"enabled": False, "dynamic": False}

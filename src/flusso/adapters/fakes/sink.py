@@ -52,7 +52,8 @@ class InMemorySink:
         self.sink_name = sink_name
         self._prefix = prefix
         self._refresh_interval = refresh_interval
-        self._refuse_aliases = frozenset(refuse_aliases)
+        self.refuse_aliases: set[str] = set(refuse_aliases)
+        """Aliases an `_aliases` call may not touch: the whole call fails (fault injection)."""
         self._generations: dict[str, dict[str, dict[str, Any]]] = {}
         self._aliases: dict[str, list[str]] = {}
         self._markers: dict[str, tuple[int, bool]] = {}
@@ -198,7 +199,7 @@ class InMemorySink:
     async def swap_aliases(self, actions: Sequence[AliasAction]) -> None:
         if not actions:
             return
-        refused = sorted({a.alias for a in actions} & self._refuse_aliases)
+        refused = sorted({a.alias for a in actions} & self.refuse_aliases)
         if refused:
             raise SinkWriteError(f"alias update failed: alias {refused[0]} is refused")
         missing = [a.index for a in actions if a.index not in self._generations]

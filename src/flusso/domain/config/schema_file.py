@@ -599,7 +599,10 @@ class _Loader:
         options: dict[str, Value] = dict(body.get("options", {}))
         if tag == "identifier":
             options.setdefault("analyzer", "flusso_code")
-        if tag == "map":
+        if tag in ("map", "json"):
+            # A json column's keys are not declared: without `dynamic: true` a strict
+            # index refuses every document whose column holds keys (a deliberate
+            # difference from upstream, where such a field is unusable).
             options.setdefault("dynamic", True)
         return name, site, Field(name=name, source=source, options=options)
 
@@ -823,7 +826,7 @@ class _Loader:
             column = body.get("column") or name.lower()
             return ColumnSource(
                 column=column, type=MapType(values),
-                nullable=not body["required"] and column != scope.pk,
+                nullable=not body["required"],
             )
         if kind == "object":
             fields = self._fields(body["fields"], children_scope)
@@ -882,7 +885,7 @@ class _Loader:
         return ColumnSource(
             column=column,
             type=field_type,
-            nullable=not body["required"] and column != scope.pk and default is None,
+            nullable=not body["required"],
             transforms=tuple(body.get("transforms", ())),
             default=default,
             variants=variants,
@@ -920,8 +923,7 @@ class _Loader:
             return GeoSource(lat=lat, lon=lon, nullable=nullable)
         if lat is None and lon is None:
             column = column or name.lower()
-            return ColumnSource(column=column, type="geo_point",
-                                nullable=nullable and column != scope.pk)
+            return ColumnSource(column=column, type="geo_point", nullable=nullable)
         self._add(_CONVERT, site, "a `geo` field needs either both `lat` and `lon` (two "
                   "columns) or a single `column` holding a combined value — not a mix",
                   hint="write `lat:` and `lon:`, or only `column:`")

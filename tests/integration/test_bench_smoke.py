@@ -1,0 +1,64 @@
+"""A tiny run of the benchmark harness (bench/harness.py), so it cannot rot.
+
+Runs flusso, the limit and the fan-out case on a few hundred rows into the null
+sink and osmem-server; PGSync is skipped (it needs its own venv and Redis).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import harness
+
+pytestmark = pytest.mark.bench
+
+
+def test_a_tiny_harness_run_prints_the_table_and_writes_every_figure_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "smoke.json"
+
+    harness.main([
+        "--scale", "0.01", "--skip-pgsync", "--live-updates", "60",
+        "--latency-trials", "3", "--fanout-posts", "200", "--out", str(out),
+    ])
+
+    printed = capsys.readouterr().out
+    assert "flusso/limit" in printed and "backfill docs/s" in printed
+    results = json.loads(out.read_text())
+    assert results["dataset"] == {**results["dataset"], "users": 200, "orders": 1000,
+                                  "items": 3000}
+    assert results["pgsync"] == {"skipped": "--skip-pgsync"}
+    for sink in ("null", "osmem"):
+        flusso = results["legs"][sink]["flusso"]
+        assert "error" not in flusso, flusso
+        assert flusso["backfill"]["documents"] == 200
+        assert flusso["live"]["changes_per_s"] > 0
+        assert flusso["latency"]["missed"] == 0
+        assert flusso["peak_rss_mb"] > 0 and flusso["cpu_seconds"] > 0
+        limit = results["legs"][sink]["limit"]
+        assert limit["documents"] == 200 and limit["errors"] == []
+    assert results["fanout"]["complete"] is True
+    assert results["fanout"]["rebuilt"] == 200
+    rows = {(row["sink"], row["metric"]) for row in results["table"]}
+    assert ("null", "live changes/s") in rows and ("osmem", "backfill docs/s") in rows
+
+
+def test_the_null_sink_answers_bulk_items_and_counts_distinct_ids() -> None:
+    from bench.null_sink import NullSink
+
+    sink = NullSink()
+    body = (
+        b'{"index":{"_index":"a","_id":"1"}}\n{"x":1}\n'
+        b'{"index":{"_index":"a","_id":"1"}}\n{"x":2}\n'
+        b'{"delete":{"_index":"a","_id":"2"}}\n'
+        b'{"index":{"_id":"3"}}\n{"x":"tok"}\n'
+    )
+    reply = sink.bulk(body, "a")
+
+    assert [next(iter(item)) for item in reply["items"]] == ["index", "index", "delete", "index"]
+    assert reply["errors"] is False
+    assert sink.stats()["indexes"]["a"] == {"ids": 2, "actions": 4}
