@@ -52,11 +52,11 @@ LOAD_SQL = (
     INSERT INTO users
     SELECT g,
            'user' || g || '@example.com',
-           'User Number ' || g || ' ' || repeat(chr(97 + (g %% 26)), 8),
+           'User Number ' || g || ' ' || repeat(chr((97 + g %% 26)::int), 8),
            (ARRAY['free', 'pro', 'enterprise'])[1 + g %% 3],
-           (g * 7) %% 500,
+           ((g * 7) %% 500)::int,
            timestamptz '2023-01-01 00:00:00+00' + g * interval '17 minutes'
-    FROM generate_series(1, %(n)s) AS g
+    FROM generate_series(1::bigint, %(n)s) AS g
     """,
     """
     INSERT INTO orders
@@ -65,16 +65,16 @@ LOAD_SQL = (
            (ARRAY['pending', 'paid', 'shipped', 'delivered', 'cancelled'])[1 + g %% 5],
            ((g * 37) %% 100000) / 100.0,
            timestamptz '2024-01-01 00:00:00+00' + g * interval '3 minutes'
-    FROM generate_series(1, %(n)s * 5) AS g
+    FROM generate_series(1::bigint, %(n)s * 5) AS g
     """,
     """
     INSERT INTO order_items
     SELECT g,
            1 + (g - 1) / 3,
            'SKU-' || lpad(((g * 7919) %% 100000)::text, 6, '0'),
-           1 + g %% 7,
+           (1 + g %% 7)::int,
            ((g * 53) %% 20000) / 100.0
-    FROM generate_series(1, %(n)s * 15) AS g
+    FROM generate_series(1::bigint, %(n)s * 15) AS g
     """,
 )
 
@@ -128,7 +128,7 @@ def load_fanout(url: str, posts: int = FANOUT_POSTS) -> None:
         conn.execute("INSERT INTO authors SELECT g, 'Author ' || g FROM generate_series(1, 11) g")
         conn.execute(
             "INSERT INTO posts SELECT g, 1, 'Post ' || g, repeat('lorem ipsum ', 20) "
-            "FROM generate_series(1, %(n)s) g",
+            "FROM generate_series(1::bigint, %(n)s) g",
             {"n": posts},
         )
         conn.execute(
