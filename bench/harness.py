@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -38,6 +39,11 @@ from flusso.embedded.opensearch import EmbeddedOpenSearch
 from flusso.embedded.postgres import ThrowawayPostgres, free_port
 
 DATABASE = "bench"
+# ThrowawayPostgres turns synchronous_commit off for speed; then a commit reaches the WAL
+# (and so logical decoding) only at the WAL writer's next round, every wal_writer_delay
+# (200 ms), which would put ~200 ms into every commit→searchable figure. A default
+# production server commits synchronously; so does the benchmark's.
+POSTGRES_SETTINGS = {"synchronous_commit": "on"}
 SINKS = ("null", "osmem")
 
 
@@ -163,26 +169,42 @@ def latency_trials(conn: psycopg.Connection, probe: Probe, index: str, users: in
     }
 
 
-def live_updates(conn: psycopg.Connection, probe: Probe, index: str, size: dataset.DatasetSize,
-                 count: int, timeout: float) -> dict[str, Any]:
-    """`count` one-row update transactions at full speed over the three tables, then a
-    sentinel; changes/s runs from the first commit until the sentinel is searchable."""
+WRITERS = 4
+
+
+def _apply_updates(db_url: str, size: dataset.DatasetSize, numbers: range) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for n in numbers:
+            kind = n % 3
+            if kind == 0:
+                conn.execute("UPDATE users SET login_count = login_count + 1 WHERE id = %s",
+                             ((n * 7919) % size.users + 1,))
+            elif kind == 1:
+                conn.execute(
+                    "UPDATE orders SET status = (ARRAY['pending','paid','shipped','delivered'])"
+                    "[1 + (%s %% 4)] WHERE id = %s", (n, (n * 104729) % size.orders + 1),
+                )
+            else:
+                conn.execute("UPDATE order_items SET quantity = quantity + 1 WHERE id = %s",
+                             ((n * 15485863) % size.items + 1,))
+
+
+def live_updates(conn: psycopg.Connection, db_url: str, probe: Probe, index: str,
+                 size: dataset.DatasetSize, count: int, timeout: float) -> dict[str, Any]:
+    """`count` one-row update transactions at full speed from `WRITERS` connections, over
+    users, orders and order items, then a sentinel; changes/s runs from the first commit
+    until the sentinel is searchable."""
     token = f"live{uuid.uuid4().hex[:12]}"
     probe.expect(token)
+    writers = [
+        threading.Thread(target=_apply_updates, args=(db_url, size, range(w, count, WRITERS)))
+        for w in range(WRITERS)
+    ]
     started = time.monotonic()
-    for n in range(count):
-        kind = n % 3
-        if kind == 0:
-            conn.execute("UPDATE users SET login_count = login_count + 1 WHERE id = %s",
-                         ((n * 7919) % size.users + 1,))
-        elif kind == 1:
-            conn.execute(
-                "UPDATE orders SET status = (ARRAY['pending','paid','shipped','delivered'])"
-                "[1 + (%s %% 4)] WHERE id = %s", (n, (n * 104729) % size.orders + 1),
-            )
-        else:
-            conn.execute("UPDATE order_items SET quantity = quantity + 1 WHERE id = %s",
-                         ((n * 15485863) % size.items + 1,))
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
     conn.execute("UPDATE users SET full_name = %s WHERE id = 1", (token,))
     committed = time.monotonic()
     writes_s = committed - started
@@ -193,6 +215,7 @@ def live_updates(conn: psycopg.Connection, probe: Probe, index: str, size: datas
     total = writes_s + took
     return {
         "transactions": count + 1,
+        "writers": WRITERS,
         "seconds": round(total, 3),
         "changes_per_s": round((count + 1) / total, 1),
         "writer_tx_per_s": round((count + 1) / writes_s, 1),
@@ -218,7 +241,8 @@ def measure_tool(*, start: Callable[[], subprocess.Popen[bytes]],
         with psycopg.connect(db_url, autocommit=True) as conn:
             result["latency"] = latency_trials(conn, probe, index, size.users,
                                                args.latency_trials, timeout=30)
-            result["live"] = live_updates(conn, probe, index, size, args.live_updates,
+            result["live"] = live_updates(conn, db_url, probe, index, size,
+                                          args.live_updates,
                                           timeout=max(120.0, args.live_updates / 10))
     except (TimeoutError, RuntimeError, OSError, psycopg.Error) as exc:
         result["error"] = str(exc)
@@ -421,11 +445,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                  if k != "flusso_command"},
         "sinks": args.sinks,
+        "postgres_settings": POSTGRES_SETTINGS,
         "legs": {},
         "pgsync": {},
     }
     wall = time.perf_counter()
-    pg = ThrowawayPostgres()
+    pg = ThrowawayPostgres(settings=POSTGRES_SETTINGS)
     osmem = EmbeddedOpenSearch()
     null: NullSinkProcess | None = None
     try:

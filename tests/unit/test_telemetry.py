@@ -259,10 +259,11 @@ def test_the_otel_observer_records_every_event_under_the_dotted_names() -> None:
     provider.shutdown()
 
 
-def test_telemetry_with_metrics_on_offers_one_otel_observer() -> None:
+def test_telemetry_with_metrics_on_offers_one_otel_observer_per_process() -> None:
     provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
     installed = Telemetry(meter_provider=provider)
     [observer] = installed.observers(in_flight=lambda: 0)
     assert isinstance(observer, OtelObserver)
+    assert installed.observers() == [observer]  # the same instruments for every run
     installed.shutdown()
     assert installed.meter_provider is None

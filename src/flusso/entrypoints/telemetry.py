@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from opentelemetry import trace
@@ -205,6 +205,7 @@ class Telemetry:
 
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
+    _observer: OtelObserver | None = field(default=None, init=False, repr=False)
 
     @property
     def enabled(self) -> bool:
@@ -217,10 +218,16 @@ class Telemetry:
         return trace.get_tracer(name)
 
     def observers(self, in_flight: Callable[[], int] = lambda: 0) -> list[Observer]:
-        """The OTel metrics observer when metrics are on, else nothing (splat into a composite)."""
+        """The OTel metrics observer when metrics are on, else nothing (splat into a composite).
+
+        One observer per process: every pipeline run gets the same instruments, so the
+        counters stay cumulative across restarts. `in_flight` is taken from the first call.
+        """
         if self.meter_provider is None:
             return []
-        return [OtelObserver(self.meter_provider, in_flight)]
+        if self._observer is None:
+            self._observer = OtelObserver(self.meter_provider, in_flight)
+        return [self._observer]
 
     def shutdown(self) -> None:
         """Final metric push, then flush and stop the tracer. Failures only warn.

@@ -411,14 +411,11 @@ class ReindexCoordinator:
         )
 
     async def _states(self, index: str) -> list[LifecycleState]:
+        """Each sink's lifecycle of `index`, reconciled first: a rebuild a crash left
+        behind may have been finished by the start's backfill since the journal last
+        heard of it."""
         mapping = self._mapping(index)
-        states: list[LifecycleState] = []
-        for admin in self._admins:
-            row = await self._journal.current(
-                admin.sink_name, admin.index_names(mapping).hash_alias
-            )
-            states.append(row.lifecycle if row is not None else LifecycleState())
-        return states
+        return [await reconcile_index(self._journal, admin, mapping) for admin in self._admins]
 
     def _mapping(self, index: str) -> IndexMapping:
         mapping = self._mappings.get(index)
