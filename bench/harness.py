@@ -223,17 +223,67 @@ def live_updates(conn: psycopg.Connection, db_url: str, probe: Probe, index: str
     }
 
 
+class PySpy:
+    """`py-spy record` attached to a pid for one phase; collapsed stacks to `out` (raw format)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        binary = Path(sys.executable).with_name("py-spy")
+        self.process = subprocess.Popen(
+            [str(binary), "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+             "--output", str(out), "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: py-spy writes its output and exits
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def summarize_profile(path: Path, top: int = 12) -> dict[str, list[tuple[str, float]]]:
+    """Self and inclusive shares of samples per function from py-spy's raw collapsed stacks."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1]
+                  + ")" if " (" in f else f for f in stack.split(";")]
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + samples
+
+    def ranked(table: dict[str, int]) -> list[tuple[str, float]]:
+        best = sorted(table.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / total, 1)) for name, n in best] if total else []
+
+    return {"samples": [("total", total)], "self_pct": ranked(own),
+            "inclusive_pct": ranked(inclusive)}
+
+
 def measure_tool(*, start: Callable[[], subprocess.Popen[bytes]],
                  stop: Callable[[], None], ready: Callable[[float], None],
                  alive: Callable[[], None], probe: Probe, index: str,
-                 size: dataset.DatasetSize, db_url: str, args: argparse.Namespace) -> dict[str, Any]:
+                 size: dataset.DatasetSize, db_url: str, args: argparse.Namespace,
+                 profile_to: Path | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     started = time.perf_counter()
     process = start()
     watch = ProcessTreeWatch(process.pid).start()
+    spy = PySpy(process.pid, profile_to / "backfill.raw") if profile_to else None
     try:
         backfill_timeout = max(300.0, size.users / 20)
         seconds = wait_count(probe, index, size.users, started, backfill_timeout, alive)
+        if spy is not None:
+            spy.stop()
         result["backfill"] = {"documents": size.users, "seconds": round(seconds, 3),
                               "docs_per_s": round(size.users / seconds, 1)}
         ready(60)
@@ -241,12 +291,17 @@ def measure_tool(*, start: Callable[[], subprocess.Popen[bytes]],
         with psycopg.connect(db_url, autocommit=True) as conn:
             result["latency"] = latency_trials(conn, probe, index, size.users,
                                                args.latency_trials, timeout=30)
+            spy = PySpy(process.pid, profile_to / "live.raw") if profile_to else None
             result["live"] = live_updates(conn, db_url, probe, index, size,
                                           args.live_updates,
                                           timeout=max(120.0, args.live_updates / 10))
+            if spy is not None:
+                spy.stop()
     except (TimeoutError, RuntimeError, OSError, psycopg.Error) as exc:
         result["error"] = str(exc)
     finally:
+        if spy is not None:
+            spy.stop()
         usage = watch.stop()
         result["peak_rss_mb"] = usage.peak_rss_mb
         result["cpu_seconds"] = usage.cpu_seconds
@@ -264,6 +319,7 @@ def run_flusso(sink: str, sink_url: str, probe: Probe, pg: ThrowawayPostgres,
         start=flusso.start, stop=flusso.stop, ready=lambda t: flusso.wait_live(t),
         alive=flusso.check_alive, probe=probe, index=flusso.alias("users"), size=size,
         db_url=pg.url_for(DATABASE), args=args,
+        profile_to=args.profile if args.profile and sink == "null" else None,
     )
     if "error" in result:
         result["log"] = flusso.log_tail()
@@ -421,6 +477,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fanout-posts", type=int, default=dataset.FANOUT_POSTS,
                         help="posts of the renamed author in the fan-out case (0 skips it)")
     parser.add_argument("--batch-size", type=int, default=1000, help="flusso's sink batch_size")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="directory for py-spy profiles (raw collapsed stacks) of flusso's "
+                             "backfill and live phases on the null sink; needs py-spy in the venv")
     parser.add_argument("--out", type=Path, default=None,
                         help="JSON results (default bench/results/<timestamp>.json)")
     args = parser.parse_args(argv)
@@ -429,6 +488,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown sink(s) {', '.join(unknown)}; choose from {', '.join(SINKS)}")
     args.flusso_command = None
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     return args
 
 
@@ -517,6 +578,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         osmem.stop()
         pg.stop()
 
+    if args.profile is not None:
+        results["profiles"] = {
+            phase: summarize_profile(args.profile / f"{phase}.raw")
+            for phase in ("backfill", "live") if (args.profile / f"{phase}.raw").exists()
+        }
     results["wall_seconds"] = round(time.perf_counter() - wall, 1)
     results["table"] = build_table(results)
     results["targets"] = check_targets(results)

@@ -20,12 +20,14 @@ from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import reserved_overrides
 from flusso.domain.errors import FlussoError
 from flusso.domain.naming import validate_prefix
-from flusso.entrypoints.container import Container
+from flusso.entrypoints.container import Container, source_url
 from flusso.entrypoints.http.private import create_private_app
 from flusso.entrypoints.http.public import create_public_app
 from flusso.entrypoints.http.serve import HttpSurfaces, bind_surfaces, surface_addresses
 from flusso.entrypoints.metrics import PrometheusObserver
+from flusso.entrypoints.progress import BackfillProgress, StatusWithProgress, backfill_progress
 from flusso.entrypoints.settings import DEFAULT_ADMIN_PASSWORD, RunSettings
+from flusso.entrypoints.telemetry import Telemetry, install_metrics, install_tracing
 
 logger = logging.getLogger("flusso.run")
 
@@ -54,6 +56,8 @@ class Daemon:
     status: LiveStatus = field(init=False)
     metrics: PrometheusObserver = field(init=False)
     reindex_requests: ReindexRequests = field(init=False)
+    telemetry: Telemetry = field(init=False)
+    progress: BackfillProgress = field(init=False)
     _signals: int = field(default=0, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -63,6 +67,10 @@ class Daemon:
         self.status = LiveStatus(enabled)
         self.metrics = PrometheusObserver(self.status.in_flight, enabled)
         self.reindex_requests = ReindexRequests(enabled, skip_backfill=self.settings.skip_backfill)
+        self.telemetry = Telemetry(tracer_provider=install_tracing(self.env))
+        self.progress = backfill_progress(
+            self.deployment, lambda: source_url(self.deployment, self.env)
+        )
 
     def _container(self) -> Container:
         return Container(
@@ -70,7 +78,12 @@ class Daemon:
             settings=self.settings,
             env=self.env,
             prefix=self.prefix,
-            observer=CompositeObserver(self.status, self.metrics),
+            observer=CompositeObserver(
+                self.status,
+                self.metrics,
+                *self.telemetry.observers(self.status.in_flight),
+                self.progress,
+            ),
         )
 
     def _on_signal(self, signum: int) -> None:
@@ -103,7 +116,10 @@ class Daemon:
             password=self.settings.admin_password,
         )
         return HttpSurfaces(
-            [(public, create_public_app(self.status, self.metrics)), (private, private_app)]
+            [
+                (public, create_public_app(StatusWithProgress(self.status, self.progress), self.metrics)),
+                (private, private_app),
+            ]
         )
 
     async def run(self) -> None:
@@ -111,14 +127,17 @@ class Daemon:
             logger.info("environment variable overrides the config", extra={"variable": name})
         # Bound before anything connects to Postgres or a cluster, so a taken port fails fast.
         surfaces = self.open_surfaces()
+        self.telemetry.meter_provider = install_metrics(self.env)
         try:
-            if surfaces is not None:
-                await surfaces.start()
-            await self._run_pipeline()
+            with self.telemetry.tracer("flusso.run").start_as_current_span("daemon.run"):
+                if surfaces is not None:
+                    await surfaces.start()
+                await self._run_pipeline()
         finally:
             self.reindex_requests.close()
             if surfaces is not None:
                 await surfaces.stop()
+            await self.telemetry.shutdown_async()
 
     async def _run_pipeline(self) -> None:
         container = self._container()
@@ -137,7 +156,10 @@ class Daemon:
                 await pipeline.stop(graceful=True)
             try:
                 await run_task
-                logger.info("pipeline stopped: live stream ended")
+                if self._stop.is_set():
+                    logger.info("pipeline stopped: shutdown complete")
+                else:
+                    logger.info("pipeline stopped: live stream ended")
             except FlussoError as exc:
                 logger.error("pipeline stopped on error", extra={"error": str(exc)})
                 raise PipelineStoppedError("sync engine stopped") from exc

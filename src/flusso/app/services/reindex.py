@@ -217,11 +217,9 @@ class ReindexCoordinator:
                     remove_listener = self._live.add_write_listener(touched)
                 if isinstance(step, Backfill):
                     await self._journaled(group, self._backfill(mapping, group))
-                elif isinstance(step, RebuildTouched):
-                    if remove_listener is not None:
-                        rebuild = self._rebuild_touched(touched, group, remove_listener)
-                        remove_listener = None
-                        await self._journaled(group, rebuild)
+                elif isinstance(step, RebuildTouched) and remove_listener is not None:
+                    rebuild = self._rebuild_touched(touched, group, remove_listener)
+                    await self._journaled(group, rebuild)
                 else:
                     for run, own in group:
                         await self._journaled([(run, own)], self._run_step(mapping, run, own))
@@ -230,7 +228,7 @@ class ReindexCoordinator:
             raise
         finally:
             if remove_listener is not None:
-                remove_listener()
+                remove_listener()  # idempotent; normally already gone after RebuildTouched
         if self._on_progress is not None:
             self._on_progress(index, "seeded")
         logger.info(
