@@ -188,6 +188,12 @@ class LiveStatus:
         with self._lock:
             self._indexes[index] = "seeded"
 
+    def mark_index(self, index: str, state: IndexState) -> None:
+        """An online rebuild moved one index (`backfilling` → `seeded`) without a phase change."""
+        with self._lock:
+            if index in self._indexes:
+                self._indexes[index] = state
+
     def on_backfill_completed(self) -> None:
         return None
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from dependency_injector import containers, providers
 
 from flusso import __version__
+from flusso.adapters.journal.sqlite import SqliteJournal
 from flusso.adapters.opensearch.client import open_opensearch_client
 from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
@@ -31,11 +33,20 @@ def source_url(deployment: Deployment, env: Mapping[str, str]) -> str:
     return resolve_source_url(deployment.source, env)
 
 
+@dataclass(frozen=True)
+class SinkSet:
+    """The sink the pipeline writes through, and the generation-keeping sinks behind it."""
+
+    sink: Sink
+    admins: tuple[OpenSearchSink, ...]
+
+
 def build_sinks(
     deployment: Deployment, settings: RunSettings, env: Mapping[str, str], prefix: str
-) -> Sink:
+) -> SinkSet:
     """One sink per `[sinks.*]` entry in name order; none → a stdout sink."""
     sinks: dict[str, Sink] = {}
+    admins: list[OpenSearchSink] = []
     for name in sorted(deployment.sinks):
         config = deployment.sinks[name]
         if isinstance(config, OpenSearchSinkConfig):
@@ -47,7 +58,7 @@ def build_sinks(
                 config.tls_verify,
                 config.timeout_secs,
             )
-            sinks[name] = OpenSearchSink(
+            sink = OpenSearchSink(
                 client,
                 sink_name=name,
                 config=config,
@@ -55,11 +66,18 @@ def build_sinks(
                 skip_backfill=settings.skip_backfill,
                 owns_client=True,
             )
+            sinks[name] = sink
+            admins.append(sink)
         elif isinstance(config, StdoutSinkConfig):
             sinks[name] = StdoutSink(sys.stdout, pretty=config.pretty, version=__version__)
-    return combine_sinks(
+    combined = combine_sinks(
         sinks, fallback=lambda: StdoutSink(sys.stdout, pretty=settings.pretty, version=__version__)
     )
+    return SinkSet(combined, tuple(admins))
+
+
+def _open_journal(settings: RunSettings) -> SqliteJournal:
+    return SqliteJournal.open(settings.journal)
 
 
 def _policy(deployment: Deployment) -> Any:
@@ -84,14 +102,15 @@ class Container(containers.DeclarativeContainer):
         manage_publication=settings.provided.manage_publication,
     )
     builder = providers.Factory(PostgresDocumentBuilder, url, deployment)
-    sink = providers.Factory(
+    sinks = providers.Factory(
         build_sinks, deployment=deployment, settings=settings, env=env, prefix=prefix
     )
+    journal = providers.Factory(_open_journal, settings=settings)
     pipeline = providers.Factory(
         SyncPipeline,
         capture=capture,
         builder=builder,
-        sink=sink,
+        sink=sinks.provided.sink,
         observer=observer,
         on_error=providers.Callable(_policy, deployment),
         queue_capacity=settings.provided.queue_capacity,

@@ -14,12 +14,20 @@ import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from flusso.adapters.opensearch.sink import OpenSearchSink
+from flusso.adapters.postgres.builder import PostgresDocumentBuilder
+from flusso.adapters.postgres.capture import PostgresChangeCapture
+from flusso.app.pipeline.engine import SyncPipeline
+from flusso.app.ports import Journal
+from flusso.app.services.reindex import ReindexBusyError, ReindexCoordinator
 from flusso.app.services.reindex_requests import ReindexRequests
+from flusso.app.services.startup import reconcile_on_start
 from flusso.app.status import CompositeObserver, LiveStatus
 from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import reserved_overrides
 from flusso.domain.errors import FlussoError
 from flusso.domain.naming import validate_prefix
+from flusso.domain.types import IndexMapping
 from flusso.entrypoints.container import Container, source_url
 from flusso.entrypoints.http.private import create_private_app
 from flusso.entrypoints.http.public import create_public_app
@@ -58,6 +66,7 @@ class Daemon:
     reindex_requests: ReindexRequests = field(init=False)
     telemetry: Telemetry = field(init=False)
     progress: BackfillProgress = field(init=False)
+    _coordinator: ReindexCoordinator | None = field(default=None, init=False)
     _signals: int = field(default=0, init=False)
     _stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -128,30 +137,51 @@ class Daemon:
         # Bound before anything connects to Postgres or a cluster, so a taken port fails fast.
         surfaces = self.open_surfaces()
         self.telemetry.meter_provider = install_metrics(self.env)
+        container = self._container()
+        journal = container.journal()
+        self.reindex_requests.attach(journal=journal, is_busy=self._is_busy)
         try:
             with self.telemetry.tracer("flusso.run").start_as_current_span("daemon.run"):
                 if surfaces is not None:
                     await surfaces.start()
-                await self._run_pipeline()
+                await self._run_pipeline(container, journal)
         finally:
             self.reindex_requests.close()
             if surfaces is not None:
                 await surfaces.stop()
+            await journal.close()
             await self.telemetry.shutdown_async()
 
-    async def _run_pipeline(self) -> None:
-        container = self._container()
+    async def _is_busy(self, index: str) -> bool:
+        coordinator = self._coordinator
+        return coordinator is not None and await coordinator.is_busy(index)
+
+    async def _run_pipeline(self, container: Container, journal: Journal) -> None:
         capture = container.capture()
         builder = container.builder()
-        sink = container.sink()
-        pipeline = container.pipeline(capture=capture, builder=builder, sink=sink)
+        sinks = container.sinks()
+        pipeline = container.pipeline(capture=capture, builder=builder, sink=sinks.sink)
+        mappings = builder.index_mappings()
         self.status.begin_run()
         run_task = asyncio.create_task(pipeline.run(), name="pipeline")
         stop_task = asyncio.create_task(self._stop.wait(), name="stop-signal")
+        control_task: asyncio.Task[None] | None = None
         try:
+            if sinks.admins:
+                # The journal is a record; the cluster wins where they disagree (§3.7).
+                await reconcile_on_start(journal, sinks.admins, mappings)
+                control_task = asyncio.create_task(
+                    self._serve_reindex(journal, sinks.admins, builder, capture, pipeline, mappings),
+                    name="reindex-control",
+                )
             done, _ = await asyncio.wait(
                 {run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED
             )
+            if control_task is not None:
+                control_task.cancel()
+                await asyncio.gather(control_task, return_exceptions=True)
+            if self._coordinator is not None:
+                await self._coordinator.close()
             if stop_task in done and not run_task.done():
                 await pipeline.stop(graceful=True)
             try:
@@ -165,8 +195,49 @@ class Daemon:
                 raise PipelineStoppedError("sync engine stopped") from exc
         finally:
             stop_task.cancel()
+            if not run_task.done():
+                run_task.cancel()
+                await asyncio.gather(run_task, return_exceptions=True)
             self.status.end_run()
-            await _close_quietly(capture, builder, sink)
+            await _close_quietly(capture, builder, sinks.sink)
+
+    async def _serve_reindex(
+        self,
+        journal: Journal,
+        admins: tuple[OpenSearchSink, ...],
+        builder: PostgresDocumentBuilder,
+        capture: PostgresChangeCapture,
+        pipeline: SyncPipeline,
+        mappings: list[IndexMapping],
+    ) -> None:
+        """Once live: resume journaled requests, then take rebuild requests one by one."""
+        while self.status.phase != "live":
+            await asyncio.sleep(0.05)
+        # The start's backfill may have finished a rebuild a crash interrupted.
+        report = await reconcile_on_start(journal, admins, mappings)
+        coordinator = ReindexCoordinator(
+            journal,
+            admins,
+            builder,
+            capture,
+            pipeline,
+            on_error=self.deployment.on_error_for,
+            on_progress=self.status.mark_index,
+            skip_backfill=self.settings.skip_backfill,
+        )
+        self._coordinator = coordinator
+        for index in report.pending_requests:
+            coordinator.start(index, done=self.reindex_requests.finished)
+        while True:
+            index = await self.reindex_requests.next()
+            try:
+                await coordinator.request(index)
+            except ReindexBusyError as exc:
+                logger.warning("reindex request refused: %s", exc, extra={"index": index})
+                self.reindex_requests.finished(index)
+                continue
+            logger.info("reindex requested; building a fresh generation", extra={"index": index})
+            coordinator.start(index, done=self.reindex_requests.finished)
 
 
 async def _close_quietly(*parts: object) -> None:

@@ -74,6 +74,18 @@ class ReindexRequests:
         self._active: set[str] = set()
         self._closed = False
 
+    def attach(
+        self,
+        *,
+        journal: Journal | None = None,
+        is_busy: Callable[[str], Awaitable[bool]] | None = None,
+    ) -> None:
+        """Late binding: the journal and the rebuild coordinator exist after the listeners."""
+        if journal is not None:
+            self._journal = journal
+        if is_busy is not None:
+            self._is_busy = is_busy
+
     # -- ReindexControl ---------------------------------------------------------------
 
     def enabled_indexes(self) -> frozenset[str]:
