@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import psycopg
@@ -62,6 +61,23 @@ def _trickle(url: str, stop: threading.Event, interval: float) -> None:
             next_item += 1
 
 
+def _stop_flusso(flusso: subprocess.Popen[bytes], *, already_signalled: bool) -> None:
+    """Let flusso drain; Ctrl-C in a terminal already reached it (same process group),
+    and a second signal would make it exit without committing its open batch."""
+    if already_signalled:
+        try:
+            flusso.wait(timeout=10)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    flusso.send_signal(signal.SIGTERM)
+    try:
+        flusso.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        flusso.kill()
+        flusso.wait()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flusso.embedded.demo", description=__doc__)
     parser.add_argument("--scale", type=int, default=1, help="demo data size (1 = 100 users)")
@@ -78,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     postgres = ThrowawayPostgres()
     opensearch = EmbeddedOpenSearch()
     flusso: subprocess.Popen[bytes] | None = None
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    interrupted_by = {"signal": signal.SIGINT}
+
+    def on_sigterm(*_: object) -> None:
+        interrupted_by["signal"] = signal.SIGTERM
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         _say("starting a throwaway Postgres …")
         postgres.start()
@@ -120,17 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.set()
         if flusso is not None and flusso.poll() is None:
-            flusso.send_signal(signal.SIGTERM)
-            try:
-                flusso.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                flusso.kill()
-                flusso.wait()
+            _stop_flusso(flusso, already_signalled=interrupted_by["signal"] == signal.SIGINT)
         opensearch.stop()
         postgres.stop()
         _say("stopped; nothing is left running")
 
 
 if __name__ == "__main__":
-    time.sleep(0)
     raise SystemExit(main())
