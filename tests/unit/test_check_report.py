@@ -11,7 +11,6 @@ from mapping_examples import WORKED_EXAMPLE_HASH, worked_example
 
 from flusso.app.services.check_report import (
     offline_json,
-    redact_url,
     render_human,
     render_offline_human,
 )
@@ -25,6 +24,7 @@ from flusso.domain.config.model import (
     SourceConfig,
     StdoutSinkConfig,
 )
+from flusso.domain.config.secrets import redact_password
 from flusso.domain.mapping import index_mapping
 
 
@@ -232,7 +232,7 @@ def test_the_json_config_follows_the_lock_layout():
     ],
 )
 def test_urls_lose_only_their_password(url, redacted):
-    assert redact_url(url) == redacted
+    assert redact_password(url) == redacted
 
 
 # -- online additions ------------------------------------------------------------

@@ -39,6 +39,7 @@ from flusso.domain.config.model import (
     SoftDelete,
     Through,
 )
+from flusso.domain.config.secrets import redact_password
 from flusso.domain.mapping import to_json
 from flusso.domain.types import IndexMapping, ResolvedField
 
@@ -274,25 +275,10 @@ def _coverage(lines: list[str], pen: _Pen, coverage: CoverageView, *, manage: bo
 # ---------------------------------------------------------------------------
 
 
-def redact_url(url: str) -> str:
-    """`scheme://user:password@host…` with the password replaced by `***`."""
-    scheme_end = url.find("://")
-    if scheme_end < 0:
-        return url
-    start = scheme_end + 3
-    at = url.find("@", start)
-    if at < 0:
-        return url
-    colon = url.find(":", start, at)
-    if colon < 0:
-        return url
-    return f"{url[:colon]}:{MASK}{url[at:]}"
-
-
 def describe_secret_url(secret: Secret) -> str:
     if secret.env is not None:
         return f"${{{secret.env}}}"
-    return redact_url(secret.value or "")
+    return redact_password(secret.value or "")
 
 
 def describe_connection(deployment: Deployment) -> str:
@@ -379,7 +365,7 @@ def _resolved_json(item: ResolvedField) -> dict[str, Any]:
 def _secret_json(secret: Secret, *, url: bool) -> dict[str, str]:
     if secret.env is not None:
         return {"env": secret.env}
-    return {"value": redact_url(secret.value or "") if url else MASK}
+    return {"value": redact_password(secret.value or "") if url else MASK}
 
 
 def config_json(deployment: Deployment) -> dict[str, Any]:
