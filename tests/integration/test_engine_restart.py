@@ -2,8 +2,8 @@
 and the sink ends equal to the database; the slot never confirms past an unflushed change.
 
 A sampler polls the server's `confirmed_flush_lsn` the whole time and compares it
-with the changes the pipeline has been handed but not yet confirmed (which it
-confirms only after their flush): the server must never be ahead of any of them.
+with the changes the pipeline has been handed but not yet confirmed (it confirms
+them only after their flush): the server must never reach any of them.
 """
 
 from __future__ import annotations
@@ -45,13 +45,15 @@ class SlotSampler:
     async def _run(self) -> None:
         async with await psycopg.AsyncConnection.connect(self.eng.url, autocommit=True) as conn:
             while True:
-                # Read the pending set first: a change unconfirmed now was not
-                # confirmed when the server's value below was reported.
-                capture = self.eng.capture
-                lowest = capture.unconfirmed_min_lsn() if capture is not None else None
+                # Read the server first, then the pending set: confirming is one-way,
+                # so a change still unconfirmed afterwards was unconfirmed when the
+                # server reported its value (reading in the other order races a
+                # confirmation and its status update).
                 row = await (await conn.execute(
                     "SELECT confirmed_flush_lsn::text FROM pg_replication_slots "
                     "WHERE slot_name = %s", (self.eng.slot,))).fetchone()
+                capture = self.eng.capture
+                lowest = capture.unconfirmed_min_lsn() if capture is not None else None
                 self.samples += 1
                 if row and row[0] and lowest is not None and parse_lsn(row[0]) >= lowest:
                     self.violations.append(f"slot at {row[0]} passed unflushed {lowest:X}")
