@@ -231,6 +231,9 @@ url = {{ env = "BENCH_SINK_URL" }}
 number_of_replicas = 0
 refresh_interval = "1s"
 batch_size = {batch_size}
+# osmem-server can take minutes for one bulk request; a 30 s timeout would make flusso
+# retry (and osmem index the same documents again) in a loop.
+timeout_secs = 600
 
 [[index]]
 name = "{index}"

@@ -496,8 +496,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = args.out or ROOT / "bench" / "results" / f"{stamp}.json"
-    workdir = ROOT / "bench" / "results" / f"work-{stamp}-{uuid.uuid4().hex[:6]}"
+    out = (args.out or ROOT / "bench" / "results" / f"{stamp}.json").resolve()
+    workdir = out.parent / f"work-{stamp}-{uuid.uuid4().hex[:6]}"
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {
         "started_at": stamp,

@@ -27,7 +27,7 @@ BULK_DOCS = 1000
 class HttpJson:
     """A keep-alive JSON client for one base URL (one per thread)."""
 
-    def __init__(self, base_url: str, timeout: float = 120.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 600.0) -> None:
         parts = urlsplit(base_url)
         self._conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
 
@@ -39,8 +39,14 @@ class HttpJson:
             data, headers = ndjson, {"content-type": "application/x-ndjson"}
         elif body is not None:
             data = json.dumps(body).encode()
-        self._conn.request(method, path, body=data, headers=headers)
-        reply = self._conn.getresponse()
+        try:
+            self._conn.request(method, path, body=data, headers=headers)
+            reply = self._conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server dropped an idle keep-alive connection; open a new one, once.
+            self._conn.close()
+            self._conn.request(method, path, body=data, headers=headers)
+            reply = self._conn.getresponse()
         raw = reply.read()
         try:
             return reply.status, json.loads(raw) if raw else None

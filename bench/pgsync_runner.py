@@ -182,6 +182,8 @@ class PgSyncRun:
             "REDIS_HOST": "127.0.0.1",
             "REDIS_PORT": str(redis_port),
             "CHECKPOINT_PATH": str(workdir),
+            # osmem-server can take minutes per bulk request (see flusso's timeout_secs).
+            "ELASTICSEARCH_TIMEOUT": "600",
             "GENERAL_LOGGING_LEVEL": "WARNING",
             "CONSOLE_LOGGING_HANDLER_MIN_LEVEL": "WARNING",
         }

@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from bench import harness
 
 pytestmark = pytest.mark.bench
@@ -22,27 +21,27 @@ def test_a_tiny_harness_run_prints_the_table_and_writes_every_figure_as_json(
     out = tmp_path / "smoke.json"
 
     harness.main([
-        "--scale", "0.01", "--skip-pgsync", "--live-updates", "60",
-        "--latency-trials", "3", "--fanout-posts", "200", "--out", str(out),
+        "--scale", "0.005", "--skip-pgsync", "--live-updates", "60",
+        "--latency-trials", "3", "--fanout-posts", "100", "--out", str(out),
     ])
 
     printed = capsys.readouterr().out
     assert "flusso/limit" in printed and "backfill docs/s" in printed
     results = json.loads(out.read_text())
-    assert results["dataset"] == {**results["dataset"], "users": 200, "orders": 1000,
-                                  "items": 3000}
+    assert results["dataset"] == {**results["dataset"], "users": 100, "orders": 500,
+                                  "items": 1500}
     assert results["pgsync"] == {"skipped": "--skip-pgsync"}
     for sink in ("null", "osmem"):
         flusso = results["legs"][sink]["flusso"]
         assert "error" not in flusso, flusso
-        assert flusso["backfill"]["documents"] == 200
+        assert flusso["backfill"]["documents"] == 100
         assert flusso["live"]["changes_per_s"] > 0
         assert flusso["latency"]["missed"] == 0
         assert flusso["peak_rss_mb"] > 0 and flusso["cpu_seconds"] > 0
         limit = results["legs"][sink]["limit"]
-        assert limit["documents"] == 200 and limit["errors"] == []
+        assert limit["documents"] == 100 and limit["errors"] == []
     assert results["fanout"]["complete"] is True
-    assert results["fanout"]["rebuilt"] == 200
+    assert results["fanout"]["rebuilt"] == 100
     rows = {(row["sink"], row["metric"]) for row in results["table"]}
     assert ("null", "live changes/s") in rows and ("osmem", "backfill docs/s") in rows
 

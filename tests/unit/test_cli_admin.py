@@ -104,7 +104,9 @@ def flusso(monkeypatch):
 def test_indexes_with_a_wrong_password_prints_the_servers_401(flusso, server):
     result = flusso("indexes", "--server", server, "--admin-password", "wrong")
     assert result.exit_code == 1
-    assert result.stderr == "Error: server returned 401 Unauthorized: unauthorized\n"
+    first, hint = result.stderr.splitlines()
+    assert first == "Error: server returned 401 Unauthorized: unauthorized"
+    assert hint.startswith("hint: check --admin-user and --admin-password")
     assert result.stdout == ""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Literal
 
 from flusso.domain.config.model import (
@@ -50,6 +51,8 @@ class Diagnostic:
     field: str
     severity: Severity
     message: str
+    # The table or column does not exist at all: `run` cannot work until it does.
+    missing: bool = dataclass_field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -236,6 +239,7 @@ def diagnose(
                 out.append(Diagnostic(
                     index, check.field, ERROR,
                     f"references unknown table `{check.table}` (no such table in the database)",
+                    missing=True,
                 ))
             continue
         # A missing table was reported once by its `table` check.
@@ -247,7 +251,7 @@ def diagnose(
             message = f"references unknown column {where}"
             if check.role in ("reference", "coordinate"):
                 message = f"`{check.via}` {message}"
-            out.append(Diagnostic(index, check.field, ERROR, message))
+            out.append(Diagnostic(index, check.field, ERROR, message, missing=True))
             continue
         out.extend(_judge(index, check, found))
     return out

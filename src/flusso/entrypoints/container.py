@@ -65,6 +65,7 @@ def build_sinks(
                 prefix=prefix,
                 skip_backfill=settings.skip_backfill,
                 owns_client=True,
+                url=resolved.url,
             )
             sinks[name] = sink
             admins.append(sink)

@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.capture import PostgresChangeCapture
+from flusso.adapters.postgres.check_catalog import open_postgres_catalog
 from flusso.app.pipeline.engine import SyncPipeline
 from flusso.app.ports import Journal
+from flusso.app.services.check import require_referenced_objects
 from flusso.app.services.reindex import ReindexBusyError, ReindexCoordinator
 from flusso.app.services.reindex_requests import ReindexRequests
 from flusso.app.services.startup import reconcile_on_start
@@ -142,6 +144,7 @@ class Daemon:
         self.reindex_requests.attach(journal=journal, is_busy=self._is_busy)
         try:
             with self.telemetry.tracer("flusso.run").start_as_current_span("daemon.run"):
+                await self.preflight()
                 if surfaces is not None:
                     await surfaces.start()
                 await self._run_pipeline(container, journal)
@@ -151,6 +154,11 @@ class Daemon:
                 await surfaces.stop()
             await journal.close()
             await self.telemetry.shutdown_async()
+
+    async def preflight(self) -> None:
+        """Reach Postgres and confirm every table and column the schemas name exists."""
+        async with open_postgres_catalog(source_url(self.deployment, self.env)) as catalog:
+            await require_referenced_objects(self.deployment, catalog)
 
     async def _is_busy(self, index: str) -> bool:
         coordinator = self._coordinator
@@ -197,7 +205,9 @@ class Daemon:
             stop_task.cancel()
             if not run_task.done():
                 run_task.cancel()
-                await asyncio.gather(run_task, return_exceptions=True)
+            # Also collects the error of a run that failed while startup reconciliation
+            # failed too, so it is not logged later as "never retrieved".
+            await asyncio.gather(run_task, return_exceptions=True)
             self.status.end_run()
             await _close_quietly(capture, builder, sinks.sink)
 

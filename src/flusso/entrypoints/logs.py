@@ -107,6 +107,23 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
+class QuietLibraryTracebacks(logging.Filter):
+    """Drop the traceback client libraries attach to a warning (opensearch-py logs every
+    failed request with one); flusso reports the error itself. Kept when that library's
+    logger was turned up to debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if (
+            record.exc_info
+            and record.levelno < logging.ERROR
+            and not record.name.startswith("flusso")
+            and not logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        ):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def configure_logging(env: Mapping[str, str] | None = None) -> None:
     """Install the stderr handler once per process according to the environment."""
     env = os.environ if env is None else env
@@ -117,6 +134,7 @@ def configure_logging(env: Mapping[str, str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     as_json = env.get("FLUSSO_LOG_FORMAT", "").strip().lower() == "json"
     handler.setFormatter(JsonFormatter() if as_json else TextFormatter())
+    handler.addFilter(QuietLibraryTracebacks())
     root.addHandler(handler)
     root.setLevel(max(default, logging.WARNING))
     logging.getLogger("flusso").setLevel(default)

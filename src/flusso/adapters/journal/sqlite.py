@@ -153,7 +153,11 @@ def open_journal_engine(path: str | Path, *, clock: Clock = _utc_now) -> Engine:
             hint="use the flusso version that wrote it, or move the file away to start afresh",
         ) from exc
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
-        raise JournalError(f"cannot open lifecycle journal {path}: {exc}", hint=_HINT) from exc
+        # The driver's own words, without SQLAlchemy's statement echo and help link.
+        reason = getattr(exc, "orig", None) or exc
+        raise JournalError(
+            f"cannot open lifecycle journal {path}: {reason}", hint=_HINT
+        ) from reason
 
 
 # ---------------------------------------------------------------------------

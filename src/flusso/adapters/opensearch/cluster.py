@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
@@ -20,9 +20,7 @@ from opensearchpy.exceptions import SerializationError, TransportError
 from flusso.adapters.opensearch.bulk import TRANSIENT_ITEM_STATUSES, alias_actions
 from flusso.app.ports import SinkUnavailableError, SinkWriteError
 
-_UNAVAILABLE_HINT = (
-    "check that OpenSearch is reachable; nothing was acknowledged, so a restart resumes safely"
-)
+_UNAVAILABLE_HINT = "nothing was acknowledged, so a restart resumes safely"
 
 
 def _segment(name: str, *, wildcard: bool = False) -> str:
@@ -52,23 +50,89 @@ def transport_detail(exc: TransportConnectionError) -> str:
     return f"{kind}: {exc.error}"
 
 
-def describe_failure(context: str, exc: Exception) -> SinkWriteError:
-    """The sink error for a failed call: transient failures become SinkUnavailableError."""
+def destination(sink: str, url: str) -> str:
+    """`sink primary at http://host:9200` (credentials never shown), for messages."""
+    where = f"sink {sink}" if sink else ""
+    shown = display_url(url)
+    if shown:
+        where = f"{where} at {shown}" if where else shown
+    return where
+
+
+def display_url(url: str) -> str:
+    """`url` without user and password."""
+    parts = urlsplit(url.strip())
+    if not parts.netloc or "@" not in parts.netloc:
+        return url.strip()
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def describe_failure(
+    context: str, exc: Exception, sink: str = "", url: str = ""
+) -> SinkWriteError:
+    """The sink error for a failed call: transient failures become SinkUnavailableError.
+
+    The destination (`sink primary at http://host:9200`) ends the message; the hint
+    says what an operator can change.
+    """
+    where = destination(sink, url)
+    suffix = f" ({where})" if where else ""
+    hint = failure_hint(exc, sink)
+    if isinstance(exc, TransportConnectionError) or (
+        isinstance(exc, TransportError) and exc.status_code in TRANSIENT_ITEM_STATUSES
+    ):
+        hint = f"{hint}; {_UNAVAILABLE_HINT}" if hint else _UNAVAILABLE_HINT
     if isinstance(exc, TransportConnectionError):
-        return SinkUnavailableError(f"{context}: {transport_detail(exc)}", hint=_UNAVAILABLE_HINT)
+        return SinkUnavailableError(f"{context}: {transport_detail(exc)}{suffix}", hint=hint)
     if isinstance(exc, TransportError) and isinstance(exc.status_code, int):
-        detail = f"{context}: HTTP {status_line(exc.status_code)}: {error_body(exc)}"
+        detail = f"{context}: HTTP {status_line(exc.status_code)}: {error_body(exc)}{suffix}"
         if exc.status_code in TRANSIENT_ITEM_STATUSES:
-            return SinkUnavailableError(detail, hint=_UNAVAILABLE_HINT)
-        return SinkWriteError(detail)
-    return SinkWriteError(f"{context}: {exc}")
+            return SinkUnavailableError(detail, hint=hint)
+        return SinkWriteError(detail, hint=hint)
+    return SinkWriteError(f"{context}: {exc}{suffix}", hint=hint)
+
+
+def failure_hint(exc: Exception, sink: str = "") -> str | None:
+    """What to change for a failed call, when the failure says so (TLS, credentials, reach)."""
+    table = f"[sinks.{sink}]" if sink else "the sink's config"
+    if isinstance(exc, TransportConnectionError):
+        cause = exc.info
+        kind = type(cause).__name__ if isinstance(cause, BaseException) else ""
+        text = f"{kind} {exc.error}".lower()
+        if "certificate" in text:
+            return (
+                f"the server's TLS certificate is not trusted: install its CA on this host, "
+                f"or set tls_verify = false under {table} (testing only)"
+            )
+        if "ssl" in kind.lower() or "wrong_version_number" in text:
+            return (
+                f"the TLS handshake failed: if the cluster serves plain HTTP, write its url "
+                f"under {table} with http:// instead of https://"
+            )
+        if "dns" in kind.lower() or "name or service not known" in text:
+            return f"the host name does not resolve: fix the url under {table}"
+        return f"check that OpenSearch is running and reachable at the url under {table}"
+    status = exc.status_code if isinstance(exc, TransportError) else None
+    if status == 401:
+        return (
+            f"OpenSearch refused the credentials: set username and password under {table} "
+            '(e.g. password = { env = "OPENSEARCH_PASSWORD" })'
+        )
+    if status == 403:
+        return (
+            "the OpenSearch user lacks a permission flusso needs: it manages indexes, "
+            "aliases and the flusso_meta index under its prefix"
+        )
+    return None
 
 
 class ClusterCalls:
     """Thin async wrappers over one client; each raises SinkWriteError (cause kept) on failure."""
 
-    def __init__(self, client: AsyncOpenSearch) -> None:
+    def __init__(self, client: AsyncOpenSearch, *, sink: str = "", url: str = "") -> None:
         self._client = client
+        self._sink = sink
+        self._url = url
 
     async def _call(
         self,
@@ -88,7 +152,7 @@ class ClusterCalls:
                 method, path, params=params, body=body, ignore=(404,) if missing_ok else ()
             )
         except TransportError as exc:
-            raise describe_failure(context, exc) from exc
+            raise describe_failure(context, exc, self._sink, self._url) from exc
         except SerializationError as exc:
             raise SinkWriteError(f"{context}: unreadable reply: {exc}") from exc
         if missing_ok and _is_not_found(reply):
@@ -106,7 +170,7 @@ class ClusterCalls:
         except TransportError as exc:
             if "resource_already_exists_exception" in error_body(exc):
                 return False
-            raise describe_failure("index create failed", exc) from exc
+            raise describe_failure("index create failed", exc, self._sink, self._url) from exc
         return True
 
     async def list_indices(self, pattern: str) -> list[str]:

@@ -30,7 +30,9 @@ from flusso.adapters.opensearch.bulk import (
 )
 from flusso.adapters.opensearch.cluster import (
     ClusterCalls,
+    destination,
     error_body,
+    failure_hint,
     status_line,
     transport_detail,
 )
@@ -93,11 +95,13 @@ class OpenSearchSink:
         skip_backfill: bool = False,
         backoff_base: float = 0.2,
         owns_client: bool = False,
+        url: str = "",
     ) -> None:
         validate_prefix(prefix)
         self.sink_name = sink_name
         self._client = client
-        self._calls = ClusterCalls(client)
+        self._url = url  # for messages only
+        self._calls = ClusterCalls(client, sink=sink_name, url=url)
         self._config = config
         self._prefix = prefix
         self._skip_backfill = skip_backfill
@@ -404,7 +408,7 @@ class OpenSearchSink:
             except SerializationError as exc:
                 raise SinkWriteError(f"failed to read bulk response: {exc}") from exc
             except TransportError as exc:
-                failure, cause = _bulk_failure(exc), exc
+                failure, cause = _bulk_failure(exc, self.sink_name, self._url), exc
                 continue
             if not isinstance(reply, Mapping):
                 raise SinkWriteError(
@@ -448,15 +452,23 @@ def _actions(op: DocumentOp, targets: Sequence[str]) -> list[BulkAction]:
     raise SinkWriteError(f"cannot write {type(op).__name__}: not a document op")
 
 
-def _bulk_failure(exc: TransportError) -> SinkWriteError:
+def _bulk_failure(exc: TransportError, sink: str, url: str) -> SinkWriteError:
+    where = destination(sink, url)
+    suffix = f" ({where})" if where else ""
+    hint = failure_hint(exc, sink)
+    hint = f"{hint}; {_BULK_HINT}" if hint else _BULK_HINT
     if isinstance(exc, TransportConnectionError):
-        return SinkUnavailableError(f"bulk request error: {transport_detail(exc)}", hint=_BULK_HINT)
+        return SinkUnavailableError(
+            f"bulk request error: {transport_detail(exc)}{suffix}", hint=hint
+        )
     if isinstance(exc.status_code, int):
-        detail = f"bulk request failed: HTTP {status_line(exc.status_code)}: {error_body(exc)}"
+        detail = (
+            f"bulk request failed: HTTP {status_line(exc.status_code)}: {error_body(exc)}{suffix}"
+        )
         if exc.status_code in TRANSIENT_ITEM_STATUSES:
-            return SinkUnavailableError(detail, hint=_BULK_HINT)
-        return SinkWriteError(detail, hint=_BULK_HINT)
-    return SinkWriteError(f"bulk request error: {exc}", hint=_BULK_HINT)
+            return SinkUnavailableError(detail, hint=hint)
+        return SinkWriteError(detail, hint=hint)
+    return SinkWriteError(f"bulk request error: {exc}{suffix}", hint=hint)
 
 
 def _serving_holder(alias: str, staged: str, holders: Sequence[str]) -> str:

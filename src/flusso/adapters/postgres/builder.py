@@ -20,6 +20,7 @@ import psycopg
 from psycopg import AsyncRawCursor
 
 from flusso.adapters.postgres.catalog import CatalogCache, query_error
+from flusso.adapters.postgres.connection import driver_hint
 from flusso.adapters.postgres.document_sql import (
     CatalogFacts,
     DocumentSql,
@@ -139,7 +140,8 @@ class PostgresDocumentBuilder:
             await conn.execute("SET bytea_output = 'hex'")
         except psycopg.Error as exc:
             raise SourceUnavailableError(
-                f"could not connect to Postgres to build documents: {exc}"
+                f"could not connect to Postgres to build documents: {exc}",
+                hint=driver_hint(exc),
             ) from exc
         return conn
 

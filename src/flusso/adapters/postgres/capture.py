@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 _SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 _DRAIN_TIMEOUT = 5.0
+_SLOT_RELEASE_GRACE = 2.0
 
 LAG_SQL = (
     "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag "
@@ -96,10 +97,40 @@ class PostgresChangeCapture:
     async def prepare(self) -> None:
         """Ensure publication coverage, then the slot (R-1)."""
         conn = await self._admin_conn()
+        await self._refuse_active_slot(conn)
         self.coverage = await ensure_publication(
             conn, self.publication, sorted(self._required), self._manage
         )
         await self._ensure_slot(conn)
+
+    async def _refuse_active_slot(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Fail before any backfill when another process is streaming from the slot.
+
+        A consumer that just disconnected may hold the slot a moment longer, so the
+        slot is polled for a short grace period before giving up.
+        """
+        deadline = time.monotonic() + _SLOT_RELEASE_GRACE
+        while True:
+            try:
+                row = await (
+                    await conn.execute(
+                        "SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                        (self.slot,),
+                    )
+                ).fetchone()
+            except psycopg.Error as exc:
+                raise translate(exc, f"cannot inspect replication slot '{self.slot}'") from exc
+            if row is None or row[0] is None:
+                return
+            if time.monotonic() >= deadline:
+                raise SourceError(
+                    f"replication slot '{self.slot}' is active for PID {row[0]}: another "
+                    "process is already streaming from it",
+                    hint="a slot serves one consumer at a time: stop the other `flusso run`, "
+                    "or give this deployment its own --slot / FLUSSO_SLOT "
+                    "(and --publication)",
+                )
+            await asyncio.sleep(0.2)
 
     async def _ensure_slot(self, conn: psycopg.AsyncConnection[Any]) -> None:
         _check_slot_name(self.slot)

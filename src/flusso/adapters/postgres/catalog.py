@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from flusso.adapters.postgres.connection import driver_hint
 from flusso.app.ports import SourceError, SourceUnavailableError
 
 _COLUMNS_SQL = (
@@ -48,9 +49,21 @@ def regclass_text(db_schema: str, table: str) -> str:
 def query_error(exc: psycopg.Error, what: str) -> SourceError:
     """Translate a driver error once, keeping the cause."""
     if isinstance(exc, psycopg.OperationalError):
-        error: SourceError = SourceUnavailableError(f"{what}: Postgres connection failed: {exc}")
+        error: SourceError = SourceUnavailableError(
+            f"{what}: Postgres connection failed: {exc}", hint=driver_hint(exc)
+        )
+    elif isinstance(exc, psycopg.errors.UndefinedColumn | psycopg.errors.UndefinedTable):
+        # The database changed under a schema (or was never checked against it).
+        primary = exc.diag.message_primary or str(exc).strip()
+        advice = exc.diag.message_hint
+        error = SourceError(
+            f"{what} failed: {primary}",
+            hint=(f"{advice} " if advice else "")
+            + "a schema names a table or column the database lacks; "
+            "run `flusso check` to list every mismatch, then fix the schema or the database",
+        )
     else:
-        error = SourceError(f"{what} failed: {exc}")
+        error = SourceError(f"{what} failed: {exc}", hint=driver_hint(exc))
     error.__cause__ = exc
     return error
 
@@ -112,7 +125,10 @@ class CatalogCache:
     ) -> ColumnInfo:
         info = (await self.columns(conn, db_schema, table)).get(column)
         if info is None:
-            raise SourceError(f"unknown column {db_schema}.{table}.{column}")
+            raise SourceError(
+                f"unknown column {db_schema}.{table}.{column}",
+                hint="run `flusso check` to list every mismatch, then fix the schema or the database",
+            )
         return info
 
     async def primary_key_columns(

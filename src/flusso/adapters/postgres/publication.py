@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg
 
-from flusso.adapters.postgres.connection import translate
+from flusso.adapters.postgres.connection import driver_hint, translate
 from flusso.app.ports import SourceError
 from flusso.domain.documents.change import TableRef
 
@@ -209,8 +209,19 @@ async def ensure_publication(
             )
         except psycopg.Error as exc:
             verb = "extend" if exists else "create"
+            hint = driver_hint(exc)
+            if isinstance(exc, psycopg.errors.UndefinedTable):
+                hint = (
+                    "a schema names a table the database lacks; run `flusso check` to list "
+                    "every mismatch, then fix the schema or create the table"
+                )
+            elif isinstance(exc, psycopg.errors.InsufficientPrivilege):
+                hint = (
+                    "let a privileged role create the publication (see `flusso check` for the "
+                    "SQL), or set manage_publication = false under [source]"
+                )
             raise SourceError(
-                f"failed to {verb} publication '{publication}': {str(exc).strip()}"
+                f"failed to {verb} publication '{publication}': {str(exc).strip()}", hint=hint
             ) from exc
         logger.info('publication "%s": added %s', publication, missing)
         return coverage

@@ -18,6 +18,7 @@ from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import resolve_source_url
 from flusso.domain.documents.change import TableRef
 from flusso.domain.documents.tables import required_tables
+from flusso.domain.errors import ConfigError
 from flusso.domain.mapping import index_mapping
 from flusso.domain.types import IndexMapping
 from flusso.domain.validation import (
@@ -132,3 +133,27 @@ async def validate_deployment(deployment: Deployment, catalog: Catalog) -> list[
                 facts[table] = await catalog.table_columns(table)
         diagnostics.extend(diagnose(index.name, checks, facts))
     return diagnostics
+
+
+async def require_referenced_objects(deployment: Deployment, catalog: Catalog) -> None:
+    """`run`'s preflight: refuse schemas naming tables or columns the database lacks.
+
+    Runs before any slot or publication is made, so a typo costs nothing but a
+    message naming the file, the field and the fix. Type disagreements are left
+    to `flusso check` (they do not stop documents from being built).
+    """
+    diagnostics = await validate_deployment(deployment, catalog)
+    files = {index.name: index.schema_path for index in deployment.indexes}
+    problems = []
+    for diagnostic in diagnostics:
+        if not diagnostic.missing:
+            continue
+        path = files.get(diagnostic.index)
+        where = f"{path} (index {diagnostic.index})" if path else f"index {diagnostic.index}"
+        problems.append(ConfigError(
+            f"{where}: {diagnostic.field}: {diagnostic.message}",
+            hint="fix the schema, or create it in the database; "
+            "`flusso check` lists every disagreement",
+        ))
+    if problems:
+        raise ConfigError.collect(problems)

@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from flusso.domain.config.config_file import parse_config
+from flusso.domain.config.config_file import parse_config, unreadable_file_hint
 from flusso.domain.config.lock import decode_lock, encode_lock
 from flusso.domain.config.model import Deployment
 from flusso.domain.errors import ConfigError, FlussoError
@@ -51,7 +51,10 @@ def compile_config(config: str, files: Files) -> Deployment:
             hint="pass --config PATH or set FLUSSO_CONFIG",
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {config}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read config file {config}: {exc.strerror or exc}",
+            hint=unreadable_file_hint(exc, "--config / FLUSSO_CONFIG"),
+        ) from None
     return parse_config(text, path=config, read_schema=files.read_text)
 
 
@@ -71,7 +74,10 @@ def load_lock(lock: str, files: Files) -> Deployment:
             f"compiled lock {lock} not found", hint="run `flusso build` to create it"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"cannot read compiled lock {lock}: {exc.strerror or exc}") from None
+        raise ConfigError(
+            f"cannot read compiled lock {lock}: {exc.strerror or exc}",
+            hint=unreadable_file_hint(exc, "--lock / FLUSSO_LOCK"),
+        ) from None
     return decode_lock(text, path=lock)
 
 
@@ -115,4 +121,8 @@ def _write_lock(deployment: Deployment, out: str, files: Files, flusso_version: 
     try:
         files.write_text(out, text)
     except OSError as exc:
-        raise FlussoError(f"writing compiled lock to {out}: {exc.strerror or exc}") from exc
+        raise FlussoError(
+            f"writing compiled lock to {out}: {exc.strerror or exc}",
+            hint="write it somewhere writable: `flusso build --out PATH`, or "
+            "`flusso run --lock PATH` (FLUSSO_LOCK)",
+        ) from exc

@@ -28,6 +28,7 @@ _TRUES = frozenset({"true", "True", "TRUE"})
 _FALSES = frozenset({"false", "False", "FALSE"})
 _DECIMAL_INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _RADIX = {"0x": (16, re.compile(r"[0-9a-fA-F]+")), "0o": (8, re.compile(r"[0-7]+")),
           "0b": (2, re.compile(r"[01]+"))}
 
@@ -151,6 +152,8 @@ class _Builder:
                                   line=line, column=column)
         if isinstance(node, ScalarNode):
             text = str(node.value)
+            if _SURROGATE.search(text):
+                text = _join_surrogates(text, line, column)
             value = resolve_plain(text) if node.style is None else text
             return YScalar(value, text, line, column)
         if id(node) in self._active:
@@ -182,6 +185,18 @@ class _Builder:
                 seen[identity] = key
             entries.append((key, self.build(value_node)))
         return YMap(entries, line, column)
+
+
+def _join_surrogates(text: str, line: int, column: int) -> str:
+    # YAML 1.2 is a JSON superset, so `"\ud83d\ude00"` is one character; ruamel leaves
+    # the halves apart, and a lone half cannot be hashed or written as UTF-8.
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:
+        raise YamlSyntaxError(
+            "invalid YAML: a `\\u` escape leaves an unpaired UTF-16 surrogate",
+            line=line, column=column,
+        ) from None
 
 
 def _key_identity(value: Scalar) -> object:

@@ -232,6 +232,17 @@ def parse_config(text: str, *, path: str, read_schema: Callable[[str], str]) -> 
     return _with_schemas(deployment, plans, path, read_schema)
 
 
+def unreadable_file_hint(exc: OSError, what: str) -> str | None:
+    """The fix for a file that exists but cannot be read as text; None when it is missing."""
+    if isinstance(exc, IsADirectoryError):
+        return f"{what} names a directory; point it at the file itself"
+    if isinstance(exc, PermissionError):
+        return "make the file readable by the user flusso runs as"
+    if "not UTF-8" in str(exc):
+        return "save the file as UTF-8 text"
+    return None
+
+
 def resolve_schema_path(config_path: str, schema: str) -> str:
     """A schema path as written, joined to the config file's directory when relative."""
     if os.path.isabs(schema):
@@ -341,6 +352,12 @@ def _problem(path: str, error: Mapping[str, Any]) -> ConfigError:
     elif kind == "missing":
         what = f"missing key `{keys[-1] if keys else loc[-1]}`"
         keys = keys[:-1]
+        if loc == ("source",):
+            hint = (
+                'every config needs a [source] table: add `[source]` and `type = "postgres"` '
+                "(the connection then comes from DATABASE_URL); `flusso schema config` "
+                "prints every key"
+            )
     elif kind == "union_tag_not_found":
         what = f"missing key `type`, expected one of {_listing(SINK_TYPES)}"
     elif kind == "union_tag_invalid":
@@ -555,7 +572,8 @@ def _with_schemas(
                 ConfigError(
                     f"{path}: [[index]] #{position} `{index.name}`: cannot read schema "
                     f"file {resolved}: {reason}",
-                    hint="relative schema paths are read from the config file's directory",
+                    hint=unreadable_file_hint(exc, "`schema`")
+                    or "relative schema paths are read from the config file's directory",
                 )
             )
             continue

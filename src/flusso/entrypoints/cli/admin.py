@@ -34,13 +34,34 @@ def base_url(server: str) -> str:
     return f"http://{server}"
 
 
+def _server_option(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A usage error (exit 2) for a `--server` no request could be sent to."""
+    if "://" in value and not value.startswith(("http://", "https://")):
+        raise click.BadParameter(
+            f"{value!r} is not an http:// or https:// URL; give host:port "
+            f"(e.g. {DEFAULT_SERVER}) or a base URL such as http://host:9465"
+        )
+    try:
+        url = httpx.URL(base_url(value))
+    except httpx.InvalidURL as exc:
+        raise click.BadParameter(
+            f"{value!r} is not a valid address ({exc}); give host:port (e.g. {DEFAULT_SERVER}) "
+            "or a base URL such as http://host:9465"
+        ) from None
+    if not url.host:
+        raise click.BadParameter(
+            f"{value!r} names no host; give host:port (e.g. {DEFAULT_SERVER})"
+        )
+    return value
+
+
 class AdminClient:
     """Requests to the private surface; every failure is an AdminRequestError."""
 
     def __init__(self, server: str, user: str, password: str, timeout: float) -> None:
-        self._client = httpx.Client(
-            base_url=base_url(server), auth=(user, password), timeout=timeout
-        )
+        self._base = base_url(server)
+        self._timeout = timeout
+        self._client = httpx.Client(base_url=self._base, auth=(user, password), timeout=timeout)
 
     def __enter__(self) -> AdminClient:
         return self
@@ -58,14 +79,40 @@ class AdminClient:
         try:
             response = self._client.request(method, path, params=params)
         except httpx.HTTPError as exc:
-            raise AdminRequestError(f"requesting {path}") from exc
+            raise AdminRequestError(
+                f"requesting {path}", hint=self._transport_hint(exc)
+            ) from exc
         body = response.text
         if not response.is_success:
             reason = response.reason_phrase or _phrase(response.status_code)
             raise AdminRequestError(
-                f"server returned {response.status_code} {reason}: {body.strip()}"
+                f"server returned {response.status_code} {reason}: {body.strip()}",
+                hint=_STATUS_HINTS.get(response.status_code),
             )
         return body
+
+    def _transport_hint(self, exc: httpx.HTTPError) -> str:
+        if isinstance(exc, httpx.TimeoutException):
+            return (
+                f"{self._base} did not answer within {self._timeout:g}s; "
+                "raise --timeout, or check the address"
+            )
+        text = str(exc).lower()
+        if self._base.startswith("https://") and ("ssl" in text or "tls" in text):
+            return (
+                f"the TLS handshake with {self._base} failed; the private surface serves "
+                "plain HTTP unless a proxy adds TLS, so try --server http://…"
+            )
+        return (
+            f"is `flusso run` running with its private surface at {self._base}? "
+            "Point --server / FLUSSO_SERVER at its --private-address"
+        )
+
+
+_STATUS_HINTS = {
+    401: "check --admin-user and --admin-password (FLUSSO_ADMIN_USER, FLUSSO_ADMIN_PASSWORD); "
+    "they must match the ones `flusso run` was started with",
+}
 
 
 def _phrase(code: int) -> str:
@@ -86,7 +133,7 @@ def connection_options(command: F) -> F:
         click.option("--admin-user", envvar="FLUSSO_ADMIN_USER", show_envvar=True,
                      default="admin", show_default=True, help="User (HTTP Basic)."),
         click.option("--server", envvar="FLUSSO_SERVER", show_envvar=True,
-                     default=DEFAULT_SERVER, show_default=True,
+                     default=DEFAULT_SERVER, show_default=True, callback=_server_option,
                      help="Private control surface: host:port (http:// assumed) or a base URL."),
     ]
     for option in options:
@@ -128,7 +175,7 @@ def reindex(
 ) -> None:
     """Rebuild one index of a running server into a fresh generation, then swap to it.
 
-    Reads stay on the current generation until the swap; live sync pauses meanwhile.
+    Reads stay on the current generation until the swap; live sync keeps running meanwhile.
     """
 
     def request() -> None:

@@ -33,17 +33,42 @@ def err() -> Console:
 
 
 def report_error(exc: FlussoError) -> None:
+    """`Error: …` (and `hint: …`) per problem, then the chain of causes, one per line.
+
+    A wrapper without a hint of its own shows the first hint found down its causes
+    (e.g. `sync engine stopped` shows the source's hint). A cause whose text the
+    line above already contains is skipped, so a driver message is not shown twice.
+    """
     problems = exc.problems if isinstance(exc, ConfigError) else [exc]
     for problem in problems:
         sys.stderr.write(f"Error: {problem.message}\n")
-        if problem.hint:
-            sys.stderr.write(f"hint: {problem.hint}\n")
+        hint = problem.hint or (None if problem is not exc else _cause_hint(exc))
+        if hint:
+            sys.stderr.write(f"hint: {hint}\n")
+    if isinstance(exc, ConfigError):
+        return
+    lines: list[str] = []
+    shown = exc.message
     cause = exc.__cause__
-    if cause is not None and not isinstance(exc, ConfigError):
+    while cause is not None:
+        text = str(cause).strip() or type(cause).__name__
+        if text not in shown:
+            lines.append(text)
+            shown = text
+        cause = cause.__cause__
+    if lines:
         sys.stderr.write("\nCaused by:\n")
-        while cause is not None:
-            sys.stderr.write(f"    {cause}\n")
-            cause = cause.__cause__
+        for text in lines:
+            sys.stderr.write("    " + text.replace("\n", "\n    ") + "\n")
+
+
+def _cause_hint(exc: BaseException) -> str | None:
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, FlussoError) and cause.hint:
+            return cause.hint
+        cause = cause.__cause__
+    return None
 
 
 @contextmanager
