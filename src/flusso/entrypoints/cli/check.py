@@ -9,7 +9,6 @@ import os
 import rich_click as click
 from rich.text import Text
 
-from flusso.adapters.postgres.check_catalog import open_postgres_catalog
 from flusso.app.services.check import FAILED_MESSAGE, CheckResult, check_offline, check_online
 from flusso.app.services.compile import DEFAULT_CONFIG
 from flusso.domain.errors import FlussoError
@@ -63,7 +62,7 @@ def check(
             result = check_offline(config, files)
         else:
             result = asyncio.run(check_online(
-                config, files, dict(os.environ), open_postgres_catalog,
+                config, files, dict(os.environ), _open_catalog(),
                 publication=publication, manage_publication=manage_publication,
             ))
         _print(result, config, output_format.lower())
@@ -78,3 +77,10 @@ def _print(result: CheckResult, config: str, output_format: str) -> None:
         return
     color = console.is_terminal and not os.environ.get("NO_COLOR")
     console.print(Text.from_ansi(result.render(config_path=config, color=color)), end="")
+
+
+def _open_catalog():  # noqa: ANN202 - the adapter's own context-manager factory
+    """The Postgres catalog adapter, imported only for an online check."""
+    from flusso.adapters.postgres.check_catalog import open_postgres_catalog
+
+    return open_postgres_catalog

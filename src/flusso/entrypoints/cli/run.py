@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+from typing import TYPE_CHECKING
 
 import rich_click as click
 
 from flusso import __version__
-from flusso.app.services.compile import load_deployment
 from flusso.entrypoints.cli.console import user_errors
 from flusso.entrypoints.cli.files import LocalFiles
-from flusso.entrypoints.daemon import Daemon
 from flusso.entrypoints.logs import configure_logging
 from flusso.entrypoints.settings import RunSettings, parse_socket_address
+
+if TYPE_CHECKING:
+    from flusso.entrypoints.daemon import Daemon
 
 
 def _socket_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -99,6 +101,10 @@ def run(ctx: click.Context, **options: object) -> None:
         index_prefix=options["index_prefix"],  # type: ignore[arg-type]
         journal=str(options["journal"]),
     )
+    # Imported here: the run stack is heavy, and `flusso --help` should stay instant.
+    from flusso.app.services.compile import load_deployment
+    from flusso.entrypoints.daemon import Daemon
+
     with user_errors(debug):
         plan = load_deployment(
             settings.config, settings.lock, settings.locked, LocalFiles(), __version__
