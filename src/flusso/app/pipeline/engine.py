@@ -14,18 +14,16 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
 
 from flusso.app.pipeline.backfill import plan_backfill
 from flusso.app.pipeline.batching import ChangeQueue, collect_batch
 from flusso.app.pipeline.lag import poll_lag
+from flusso.app.pipeline.rejections import Policy, settle_rejections
 from flusso.app.ports import (
     BatchStats,
     Change,
     ChangeCapture,
     DocumentBuilder,
-    DocumentsRejectedError,
-    FlushReport,
     Observer,
     Sink,
     WriteListener,
@@ -33,7 +31,6 @@ from flusso.app.ports import (
 
 logger = logging.getLogger(__name__)
 
-Policy = Literal["stop", "skip"]
 
 
 @dataclass
@@ -317,7 +314,7 @@ class SyncPipeline:
             started = time.perf_counter()
             report = await self._sink.flush(caught_up)
             flush_seconds = time.perf_counter() - started
-        self._settle_rejections(report)
+        settle_rejections(report, self._on_error, self._observer)
         # Confirm only after the flush: if the slot moved past a change whose
         # document had not landed, a crash here would lose it.
         for change in batch:
@@ -335,20 +332,6 @@ class SyncPipeline:
             "batch committed",
             extra={"changes": len(batch), "documents": len(ids), "caught_up": caught_up},
         )
-
-    def _settle_rejections(self, report: FlushReport) -> None:
-        # Decided before any quarantine event: a skip-policy document in a batch
-        # that stops must not be counted now and again when it is redelivered.
-        stops = [r for r in report.rejected if self._on_error(r.index) == "stop"]
-        if stops:
-            first = stops[0]
-            raise DocumentsRejectedError(len(stops), f"{first.index}/{first.id}: {first.reason}")
-        for rejected in report.rejected:
-            logger.warning(
-                "document rejected by sink; quarantining and continuing",
-                extra={"index": rejected.index, "id": rejected.id, "reason": rejected.reason},
-            )
-            self._observer.on_document_quarantined(rejected.index, rejected.id, rejected.reason)
 
     async def _stop_lag_poller(self) -> None:
         task, self._lag_task = self._lag_task, None

@@ -17,11 +17,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from flusso.app.pipeline.rejections import Policy, settle_rejections
 from flusso.app.ports import (
     Change,
     DocumentBuilder,
-    DocumentsRejectedError,
-    FlushReport,
     IndexAdmin,
     Journal,
     LiveWrites,
@@ -55,7 +54,6 @@ from flusso.domain.types import IndexMapping
 
 logger = logging.getLogger(__name__)
 
-Policy = Literal["stop", "skip"]
 IndexProgress = Callable[[str, Literal["backfilling", "seeded"]], None]
 
 
@@ -363,21 +361,8 @@ class ReindexCoordinator:
         for admin, generation in targets:
             await admin.write_generation(generation, ops)
         for admin, _ in targets:
-            self._settle(await admin.flush_generations())
+            settle_rejections(await admin.flush_generations(), self._on_error, self._observer)
         return len(ops)
-
-    def _settle(self, report: FlushReport) -> None:
-        stops = [r for r in report.rejected if self._on_error(r.index) == "stop"]
-        if stops:
-            first = stops[0]
-            raise DocumentsRejectedError(len(stops), f"{first.index}/{first.id}: {first.reason}")
-        for rejected in report.rejected:
-            logger.warning(
-                "document rejected by sink; quarantining and continuing",
-                extra={"index": rejected.index, "id": rejected.id, "reason": rejected.reason},
-            )
-            if self._observer is not None:
-                self._observer.on_document_quarantined(rejected.index, rejected.id, rejected.reason)
 
     async def _abort(self, runs: Sequence[_SinkRun], error: BaseException) -> None:
         """Leave the sink serving readers current data and journal the failure; the journal
