@@ -91,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(exist_ok=True)
     config = ROOT / "examples" / "flusso.toml"
     stop = threading.Event()
-    postgres = ThrowawayPostgres()
+    # As a default server: commits reach logical decoding at once, not at the next
+    # WAL-writer wake-up (synchronous_commit=off adds up to 200 ms of latency).
+    postgres = ThrowawayPostgres(settings={"synchronous_commit": "on"})
     opensearch = EmbeddedOpenSearch()
     flusso: subprocess.Popen[bytes] | None = None
     interrupted_by = {"signal": signal.SIGINT}
