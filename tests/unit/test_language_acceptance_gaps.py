@@ -11,17 +11,18 @@ import json
 import re
 from dataclasses import replace
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_examples import WORKED_EXAMPLE_YAML
-from test_lock_property import deployments as model_deployments
-from test_schema_fuzz import FILTER, LEAVES, NAMES, COLUMNS, emit, level, name_of
+from test_lock_property import schemas as model_schemas
+from test_schema_fuzz import COLUMNS, FILTER, LEAVES, NAMES, emit, level
 
 from flusso.app.services.compile import build_lock, load_lock
-from flusso.domain.config import config_file
+from flusso.domain.config import config_file, schema_file
 from flusso.domain.config.config_file import parse_config
 from flusso.domain.config.model import (
     Aggregate,
@@ -49,6 +50,12 @@ TINY_SCHEMA = "version: 1\ntable: users\nprimary_key: id\nfields:\n  - integer: 
 def schema_of(fields: str) -> IndexSchema:
     text = "version: 1\ntable: users\nprimary_key: id\nfields:\n" + fields
     return parse_index_schema(text, path="users.schema.yml", index="users")
+
+
+def test_case6_public_address_accepts_an_ip_socket_address():
+    deployment = parse_config(SOURCE + '[server]\npublic_address = "0.0.0.0:9464"\n',
+                              path="flusso.toml", read_schema=read_valid_schema)
+    assert deployment.server.public_address == "0.0.0.0:9464"
 
 
 # ---------------------------------------------------------------------------
@@ -314,9 +321,15 @@ def mutated_toml(draw) -> str:
     return text
 
 
+# The schema loader has its own fuzz (test_schema_fuzz.py); here every schema read is
+# valid, so its (immutable) result is cached to keep 2,000 TOML cases fast.
+_cached_parse_index_schema = functools.lru_cache(maxsize=64)(schema_file.parse_index_schema)
+
+
 def assert_loads_or_config_error(text: str) -> None:
     try:
-        result = parse_config(text, path="conf/flusso.toml", read_schema=read_valid_schema)
+        with patch.object(schema_file, "parse_index_schema", _cached_parse_index_schema):
+            result = parse_config(text, path="conf/flusso.toml", read_schema=read_valid_schema)
     except ConfigError as error:
         assert error.problems
         for problem in error.problems:
@@ -355,42 +368,69 @@ def test_arbitrary_text_as_a_config_only_ever_raises_config_error(text):
 # ---------------------------------------------------------------------------
 
 
-def relations(children):
+FILTERS = st.lists(FILTER, min_size=1, max_size=2)
+ORDER_BY = st.lists(st.fixed_dictionaries(
+    {"column": COLUMNS}, optional={"direction": st.sampled_from(["asc", "desc"])}), max_size=2)
+THROUGH = st.fixed_dictionaries({"table": COLUMNS, "left_key": COLUMNS, "right_key": COLUMNS})
+
+
+MAYBE_FILTERS = st.lists(FILTER, max_size=2)
+
+
+def relations(children, names=NAMES, filters=MAYBE_FILTERS):
     """Every join kind, with filters, order and limit where the kind allows them."""
     fields = level(children)
-    filters = st.lists(FILTER, max_size=2)
-    order_by = st.lists(st.fixed_dictionaries(
-        {"column": COLUMNS}, optional={"direction": st.sampled_from(["asc", "desc"])}),
-        max_size=2)
-    through = st.fixed_dictionaries({"table": COLUMNS, "left_key": COLUMNS, "right_key": COLUMNS})
     return st.one_of(
-        st.fixed_dictionaries({"object": NAMES, "fields": fields}),
         st.fixed_dictionaries(
-            {"has_many": NAMES, "table": COLUMNS, "primary_key": COLUMNS,
-             "foreign_key": COLUMNS, "fields": fields},
-            optional={"filters": filters, "order_by": order_by, "limit": st.integers(0, 100)}),
+            {"has_many": names, "table": COLUMNS, "primary_key": COLUMNS,
+             "foreign_key": COLUMNS, "fields": fields, "filters": filters},
+            optional={"order_by": ORDER_BY, "limit": st.integers(0, 100)}),
         st.fixed_dictionaries(
-            {"has_one": NAMES, "table": COLUMNS, "primary_key": COLUMNS,
-             "foreign_key": COLUMNS, "fields": fields},
-            optional={"filters": filters, "order_by": order_by, "required": st.booleans()}),
+            {"has_one": names, "table": COLUMNS, "primary_key": COLUMNS,
+             "foreign_key": COLUMNS, "fields": fields, "filters": filters},
+            optional={"order_by": ORDER_BY, "required": st.booleans()}),
         st.fixed_dictionaries(
-            {"many_to_many": NAMES, "table": COLUMNS, "primary_key": COLUMNS,
-             "through": through, "fields": fields},
-            optional={"filters": filters, "order_by": order_by, "limit": st.integers(0, 100)}),
+            {"many_to_many": names, "table": COLUMNS, "primary_key": COLUMNS,
+             "through": THROUGH, "fields": fields, "filters": filters},
+            optional={"order_by": ORDER_BY, "limit": st.integers(0, 100)}),
         st.fixed_dictionaries(
-            {"belongs_to": NAMES, "table": COLUMNS, "primary_key": COLUMNS, "fields": fields},
+            {"belongs_to": names, "table": COLUMNS, "primary_key": COLUMNS, "fields": fields,
+             "filters": filters},
             optional={"required": st.booleans(), "column": COLUMNS}),
     )
 
 
-VALID_FIELDS = level(st.recursive(LEAVES, relations, max_leaves=10))
+def grouped(children):
+    return st.one_of(st.fixed_dictionaries({"object": NAMES, "fields": level(children)}),
+                     relations(children))
+
+
+def filtered_aggregate(name: str):
+    fk = {"table": COLUMNS, "foreign_key": COLUMNS, "filters": FILTERS}
+    return st.one_of(
+        st.fixed_dictionaries({"count": st.just(name), **fk}),
+        st.fixed_dictionaries({"sum": st.just(name), "column": COLUMNS,
+                               "value_type": st.sampled_from(["long", "decimal"]), **fk}),
+        st.fixed_dictionaries({"ids": st.just(name), "element_type": st.just("long"), **fk}),
+    )
+
+
+# Names longer than NAMES allows, so the always-present fields never collide with others.
+ALWAYS = st.tuples(
+    relations(LEAVES, names=st.just("zzRelation"), filters=FILTERS).flatmap(
+        lambda join: filtered_aggregate("zzNestedAgg").map(
+            lambda aggregate: {**join, "fields": [aggregate, *join["fields"]]})),
+    filtered_aggregate("zzAggregate"),
+)
+VALID_FIELDS = st.tuples(ALWAYS, level(st.recursive(LEAVES, grouped, max_leaves=6))).map(
+    lambda pair: [*pair[0], *pair[1]])
 VALID_SCHEMAS = st.fixed_dictionaries(
     {"version": st.just(1), "table": COLUMNS, "primary_key": st.just("id"),
      "fields": VALID_FIELDS},
     optional={
-        "filters": st.lists(FILTER, min_size=1, max_size=2),
+        "filters": FILTERS,
         "soft_delete": st.fixed_dictionaries(
-            {"column": COLUMNS}, optional={"when": st.lists(FILTER, min_size=1, max_size=2)}),
+            {"column": COLUMNS}, optional={"when": FILTERS}),
     },
 ).map(lambda document: emit(document) + "\n")
 
@@ -431,8 +471,10 @@ def features(schema: IndexSchema) -> set[str]:
         source = field.source
         if isinstance(source, Join):
             found.add(type(source.kind).__name__)
-            if source.filters and any(isinstance(f, Comparison) for f in source.filters):
-                found.add("join comparison filter")
+            if source.filters:
+                found.add("join filter")
+                if any(isinstance(f, Comparison) for f in source.filters):
+                    found.add("join comparison filter")
             if isinstance(source.kind, HasMany | HasOne | ManyToMany) and any(
                 isinstance(child.source, Join | Aggregate) for child in source.fields
             ):
@@ -444,7 +486,7 @@ def features(schema: IndexSchema) -> set[str]:
     return found
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(VALID_SCHEMAS, min_size=1, max_size=2))
 def test_random_valid_schemas_survive_build_lock_then_load_lock(schemas):
     config = SOURCE + "".join(
@@ -462,41 +504,56 @@ def test_random_valid_schemas_survive_build_lock_then_load_lock(schemas):
     )
     for before, after in zip(built.indexes, loaded.indexes, strict=True):
         assert index_mapping(after.name, after.schema) == index_mapping(before.name, before.schema)
+        # Not only scalars: every generated schema has a filtered join and aggregate.
+        found = features(before.schema)
+        assert found >= IN_EVERY_SCHEMA
+        assert found & {"HasMany", "HasOne", "ManyToMany", "BelongsTo"}
 
 
 ALL_FEATURES = {
-    "HasMany", "HasOne", "ManyToMany", "BelongsTo", "join comparison filter", "nested relation",
+    "HasMany", "HasOne", "ManyToMany", "BelongsTo", "join filter", "join comparison filter",
+    "nested relation",
     "aggregate count", "aggregate sum", "aggregate ids", "aggregate filter", "root filters",
     "soft delete",
 }
 
 
-@pytest.mark.parametrize("feature", sorted(ALL_FEATURES))
-def test_the_valid_schema_generator_reaches(feature):
-    found = find(
-        VALID_SCHEMAS,
-        lambda text: feature in features(parse_index_schema(text, path="x", index="x")),
-        settings=settings(max_examples=3000, database=None, deadline=None,
-                          suppress_health_check=list(HealthCheck)),
-    )
-    assert feature in features(parse_index_schema(found, path="x", index="x"))
+def features_reached(strategy, schemas_of, examples: int) -> set[str]:
+    """The features a fixed-seed sample of `strategy` exercises (no shrinking, no database)."""
+    seen: set[str] = set()
+
+    @settings(max_examples=examples, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def sample(value) -> None:
+        for schema in schemas_of(value):
+            seen.update(features(schema))
+
+    sample()
+    return seen
 
 
-MODEL_FEATURES = ALL_FEATURES - {"aggregate count", "aggregate sum", "aggregate ids"} | {
-    "aggregate max",
-}
+IN_EVERY_SCHEMA = {"join filter", "aggregate filter"}
 
 
-@pytest.mark.parametrize("feature", sorted(MODEL_FEATURES))
-def test_the_lock_property_strategy_reaches(feature):
-    """tests/unit/test_lock_property.py's model-level generator covers the same ground."""
-    found = find(
-        model_deployments,
-        lambda d: any(feature in features(i.schema) for i in d.indexes),
-        settings=settings(max_examples=3000, database=None, deadline=None,
-                          suppress_health_check=list(HealthCheck)),
-    )
-    assert any(feature in features(i.schema) for i in found.indexes)
+@settings(max_examples=25, deadline=None)
+@given(model_schemas)
+def test_every_lock_property_schema_has_a_filtered_join_and_aggregate(schema):
+    """tests/unit/test_lock_property.py's model-level generator, checked the same way."""
+    found = features(schema)
+    assert found >= IN_EVERY_SCHEMA
+    assert found & {"HasMany", "HasOne", "ManyToMany", "BelongsTo"}
+
+
+def test_a_sample_of_the_valid_schema_generator_reaches_every_feature():
+    reached = features_reached(
+        VALID_SCHEMAS, lambda text: [parse_index_schema(text, path="x", index="x")], 60)
+    assert ALL_FEATURES - reached == set()
+
+
+def test_a_sample_of_the_lock_property_strategy_reaches_every_feature():
+    reached = features_reached(model_schemas, lambda schema: [schema], 100)
+    assert ALL_FEATURES - reached == set()
 
 
 # Found by the round trip above: ruamel keeps `\u` surrogate halves apart, which
@@ -513,3 +570,4 @@ def test_an_unpaired_surrogate_escape_is_a_config_error_with_its_position():
         schema_of('  - constant: c\n    value: "x\\ud800"\n')
     assert "unpaired UTF-16 surrogate" in caught.value.message
     assert "--> line 6" in caught.value.message
+

@@ -167,10 +167,49 @@ field_lists = st.recursive(
     max_leaves=8,
 )
 
+# Every schema also carries one join (any kind, with a comparison filter and a nested
+# aggregate) and one aggregate (any op, with a filter), so each run of the round trip
+# exercises relations and filters, not only scalars.
+some_filters = st.tuples(comparisons(), st.lists(filters, max_size=1)).map(
+    lambda pair: (pair[0], *pair[1])
+)
+filtered_aggregates = st.builds(
+    Aggregate,
+    table=names,
+    op=st.sampled_from(AGGREGATE_OPS),
+    key=st.one_of(st.builds(ForeignKey, column=names), throughs),
+    column=optional(names),
+    value_type=optional(st.sampled_from(SCALAR_TYPES)),
+    element_type=optional(st.sampled_from(SCALAR_TYPES)),
+    filters=some_filters,
+)
+filtered_joins = st.builds(
+    Join,
+    table=names,
+    kind=st.one_of(
+        st.builds(BelongsTo, column=names),
+        st.builds(HasOne, foreign_key=names),
+        st.builds(HasMany, foreign_key=names),
+        st.builds(ManyToMany, through=throughs),
+    ),
+    primary_key=names,
+    nullable=st.booleans(),
+    fields=st.tuples(
+        st.builds(Field, name=names, source=aggregates), fields_of(leaf_sources)
+    ).map(lambda pair: (pair[0], *pair[1])),
+    filters=some_filters,
+    order_by=optional(st.lists(st.builds(OrderBy, column=names), max_size=1).map(tuple)),
+    limit=optional(st.integers(0, 2**32)),
+)
+relational_fields = st.tuples(
+    st.builds(Field, name=names, source=filtered_joins, options=options),
+    st.builds(Field, name=names, source=filtered_aggregates),
+)
+
 schemas = st.builds(
     IndexSchema,
     table=names,
-    fields=field_lists,
+    fields=st.tuples(relational_fields, field_lists).map(lambda pair: pair[0] + pair[1]),
     db_schema=names,
     primary_key=optional(names),
     soft_delete=optional(
