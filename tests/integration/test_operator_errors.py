@@ -172,10 +172,15 @@ class _Answer(BaseHTTPRequestHandler):
         pass
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a TLS client may leave a handler waiting for a request line
+
+
 @pytest.fixture
 def answers_401() -> Iterator[str]:
     """A plain-HTTP server answering 401 to everything (an OpenSearch or a flusso server)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server = _Server(("127.0.0.1", 0), _Answer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -566,3 +571,27 @@ def test_indexes_over_https_to_a_plain_http_server_says_to_use_http(project, ans
     assert stderr.startswith("Error: requesting /indexes\n")
     assert "hint: the TLS handshake with" in stderr
     assert "try --server http://" in stderr
+
+
+# -- names -----------------------------------------------------------------------------------------
+
+
+def test_an_invalid_slot_name_is_refused_before_a_publication_is_made(project, books_db):
+    stderr = failed_cleanly(flusso(
+        "run", "--public-address", "127.0.0.1:0", "--private-address", "127.0.0.1:0",
+        "--slot", "Bad-Slot", "--publication", "bad_slot_pub",
+        "--journal", str(project / "journal.sqlite3"),
+        cwd=project, env={"DATABASE_URL": books_db},
+    ))
+    assert "invalid replication slot name 'Bad-Slot'" in stderr
+    assert "hint: slot names use lowercase letters, digits and underscores" in stderr
+    with psycopg.connect(books_db, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_publication").fetchone() == (0,)
+
+
+def test_an_invalid_index_prefix_says_which_characters_are_allowed(project, books_db):
+    stderr = failed_cleanly(flusso(*run_args(project, unique_name("s"), "--index-prefix", "Bad!"),
+                                   cwd=project, env={"DATABASE_URL": books_db}))
+    error, hint = error_lines(stderr)
+    assert error.startswith('Error: invalid index prefix: index prefix "Bad!" contains uppercase')
+    assert "--index-prefix, FLUSSO_INDEX_PREFIX or `prefix` in flusso.toml" in hint

@@ -96,6 +96,7 @@ class PostgresChangeCapture:
 
     async def prepare(self) -> None:
         """Ensure publication coverage, then the slot (R-1)."""
+        _check_slot_name(self.slot)  # before anything is created under a bad name
         conn = await self._admin_conn()
         await self._refuse_active_slot(conn)
         self.coverage = await ensure_publication(
