@@ -245,7 +245,7 @@ def test_a_nullable_warning_does_not_fail_and_enum_accepts_a_postgres_enum(
 
 def test_a_role_that_may_not_publish_sees_blockers(runner, people_url, tmp_path):
     role = unique_name("checker")
-    execute(people_url, f'CREATE ROLE "{role}" LOGIN')
+    execute(people_url, f'CREATE ROLE "{role}" LOGIN REPLICATION')
     try:
         url = people_url.replace("postgresql://postgres@", f"postgresql://{role}@")
         config = people_config(tmp_path, MATCHING)
@@ -262,3 +262,28 @@ def test_a_role_that_may_not_publish_sees_blockers(runner, people_url, tmp_path)
         assert 'CREATE PUBLICATION "flusso" FOR TABLE "public"."people";' in human
     finally:
         execute(people_url, f'DROP ROLE "{role}"')
+
+
+def test_a_role_that_may_not_stream_fails_the_check_with_the_grant_to_run(
+    runner, people_url, tmp_path
+):
+    role = unique_name("reader")
+    execute(people_url, f'CREATE ROLE "{role}" LOGIN')
+    try:
+        url = people_url.replace("postgresql://postgres@", f"postgresql://{role}@")
+        result = check(runner, url, "-c", people_config(tmp_path, MATCHING))
+        assert result.exit_code == 1
+        assert f'ALTER ROLE "{role}" REPLICATION;' in result.stdout
+        assert "schema validation failed against the database" in result.stderr
+    finally:
+        execute(people_url, f'DROP ROLE "{role}"')
+
+
+def test_a_server_without_logical_wal_fails_the_check(runner, tmp_path):
+    from flusso.embedded.postgres import throwaway_postgres
+
+    with throwaway_postgres(settings={"wal_level": "replica"}) as server:
+        execute(server.url, PEOPLE_SQL)
+        result = check(runner, server.url, "-c", people_config(tmp_path, MATCHING))
+    assert result.exit_code == 1
+    assert "wal_level = logical" in result.stdout

@@ -333,3 +333,15 @@ async def test_validation_reads_each_table_once_and_reports_indexes_in_name_orde
     found = await validate_deployment(deployment, catalog)
     assert [(d.index, d.field) for d in found] == [("alpha", "orders.amount"), ("zeta", "emial")]
     assert sorted(catalog.reads) == [ORDERS, USERS]
+
+
+def test_a_server_without_logical_wal_or_a_role_without_replication_is_an_error():
+    from flusso.domain.validation import ServerFacts, diagnose_server
+
+    assert diagnose_server(ServerFacts("logical", "flusso", True)) == []
+    problems = diagnose_server(ServerFacts("replica", "app", False))
+    assert [(p.index, p.field, p.severity) for p in problems] == [
+        ("source", "wal_level", "error"), ("source", "role", "error"),
+    ]
+    assert "wal_level = logical" in problems[0].message
+    assert 'ALTER ROLE "app" REPLICATION;' in problems[1].message

@@ -288,3 +288,30 @@ def _judge(index: str, check: ColumnCheck, found: ColumnFacts) -> list[Diagnosti
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == ERROR for d in diagnostics)
+
+
+@dataclass(frozen=True)
+class ServerFacts:
+    """What the source server and role allow: logical decoding needs both."""
+
+    wal_level: str
+    role: str
+    can_replicate: bool  # superuser or REPLICATION attribute
+
+
+def diagnose_server(facts: ServerFacts) -> list[Diagnostic]:
+    """Errors `run` would hit at once: no logical WAL, or a role that may not stream it."""
+    problems: list[Diagnostic] = []
+    if facts.wal_level != "logical":
+        problems.append(Diagnostic(
+            "source", "wal_level", "error",
+            f"the server runs with wal_level = {facts.wal_level}; logical replication needs "
+            "`wal_level = logical` (ALTER SYSTEM SET wal_level = logical; then restart Postgres)",
+        ))
+    if not facts.can_replicate:
+        problems.append(Diagnostic(
+            "source", "role", "error",
+            f"role {facts.role} may not stream changes; grant it with "
+            f"`ALTER ROLE \"{facts.role}\" REPLICATION;`",
+        ))
+    return problems

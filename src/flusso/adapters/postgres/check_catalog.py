@@ -15,7 +15,7 @@ from flusso.adapters.postgres.catalog import column_facts
 from flusso.adapters.postgres.connection import connect_admin, parse_conninfo
 from flusso.adapters.postgres.publication import Coverage, inspect_publication
 from flusso.domain.documents.change import TableRef
-from flusso.domain.validation import ColumnFacts
+from flusso.domain.validation import ColumnFacts, ServerFacts
 
 
 class PostgresCatalog:
@@ -32,6 +32,14 @@ class PostgresCatalog:
             name: ColumnFacts(pg_type=pg_type, nullable=nullable, is_enum=is_enum)
             for name, (pg_type, nullable, is_enum) in facts.items()
         }
+
+    async def server_facts(self) -> ServerFacts:
+        cursor = await self._conn.execute(
+            "SELECT current_setting('wal_level'), current_user, "
+            "rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user"
+        )
+        wal_level, role, can_replicate = await cursor.fetchone()  # type: ignore[misc]
+        return ServerFacts(wal_level=wal_level, role=role, can_replicate=bool(can_replicate))
 
     async def inspect_coverage(
         self, publication: str, tables: Sequence[TableRef], manage: bool

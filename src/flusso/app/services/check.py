@@ -23,8 +23,10 @@ from flusso.domain.mapping import index_mapping
 from flusso.domain.types import IndexMapping
 from flusso.domain.validation import (
     Diagnostic,
+    ServerFacts,
     TableFacts,
     diagnose,
+    diagnose_server,
     has_errors,
     plan_column_checks,
     tables_to_inspect,
@@ -45,6 +47,8 @@ class Catalog(Protocol):
     async def inspect_coverage(
         self, publication: str, tables: Sequence[TableRef], manage: bool
     ) -> CoverageView: ...
+
+    async def server_facts(self) -> ServerFacts: ...
 
 
 OpenCatalog = Callable[[str], AbstractAsyncContextManager[Catalog]]
@@ -113,7 +117,8 @@ async def check_online(
     )
     url = resolve_source_url(deployment.source, env)
     async with open_catalog(url) as catalog:
-        diagnostics = await validate_deployment(deployment, catalog)
+        diagnostics = diagnose_server(await catalog.server_facts())
+        diagnostics += await validate_deployment(deployment, catalog)
         coverage = await catalog.inspect_coverage(
             publication, required_tables(deployment), manage
         )
