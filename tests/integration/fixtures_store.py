@@ -8,6 +8,7 @@ compare by value: use `plain()` on built documents before comparing).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -163,7 +164,7 @@ def plain(value: Any) -> Any:
     """Decimals as floats, recursively, so built documents compare by value with the listings."""
     if isinstance(value, Decimal):
         return float(value)
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a built document is a Mapping (a WireDocument)
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
         return [plain(v) for v in value]

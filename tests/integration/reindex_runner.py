@@ -138,7 +138,7 @@ async def fresh_rebuild(url: str, index: str) -> dict[str, dict[str, Any]]:
     finally:
         await builder.close()
     return {
-        op.id.render(): json.loads(json.dumps(op.document, default=str))
+        op.id.render(): json.loads(json.dumps(dict(op.document), default=str))
         for op in ops
         if isinstance(op, Upsert)
     }

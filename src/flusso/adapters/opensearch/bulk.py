@@ -29,10 +29,12 @@ class BulkAction:
         return len(self.fragment.encode("utf-8"))
 
 
+_META = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+"""Built once: `json.dumps` with options builds a new encoder on every call (one per action)."""
+
+
 def _meta_line(op: str, index: str, doc_id: str) -> str:
-    return json.dumps(
-        {op: {"_index": index, "_id": doc_id}}, ensure_ascii=False, separators=(",", ":")
-    )
+    return _META.encode({op: {"_index": index, "_id": doc_id}})
 
 
 def index_action(index: str, logical: str, doc_id: str, source: str) -> BulkAction:

@@ -40,7 +40,7 @@ from flusso.domain.documents.change import (
     Upsert,
     render_key_value,
 )
-from flusso.domain.documents.decode import Coercer, decode_document, plan_object
+from flusso.domain.documents.decode import WireDocument, WirePlan, plan_wire
 from flusso.domain.documents.keys import canonical_key_value
 from flusso.domain.documents.resolution import Hop, ResolutionPath, plan_resolution_paths
 from flusso.domain.types import IndexMapping
@@ -57,7 +57,7 @@ class _IndexPlan:
 
     index: IndexConfig
     sql: DocumentSql
-    decode: Coercer
+    decode: WirePlan
     key_columns: tuple[tuple[str, str], ...]  # (column, format_type) of the root key
     key_oids: tuple[int, ...]
     batched: bool  # declared single-column primary key
@@ -218,7 +218,7 @@ class PostgresDocumentBuilder:
         plan = _IndexPlan(
             index=index,
             sql=sql,
-            decode=plan_object(schema.fields),
+            decode=plan_wire(schema.fields),
             key_columns=tuple((c, i.sql_type) for c, i in zip(key_names, infos, strict=True)),
             key_oids=tuple(i.type_oid for i in infos),
             batched=schema.primary_key is not None,
@@ -273,7 +273,7 @@ class PostgresDocumentBuilder:
             if text is None:
                 ops.append(Delete(doc_id))
             else:
-                ops.append(Upsert(doc_id, decode_document(text, plan.decode)))
+                ops.append(Upsert(doc_id, WireDocument(text, plan.decode)))
         return ops
 
     async def _build_one(self, plan: _IndexPlan, doc_id: DocumentId) -> list[DocumentOp]:
@@ -290,7 +290,7 @@ class PostgresDocumentBuilder:
             )
         if not rows:
             return [Delete(doc_id)]
-        return [Upsert(doc_id, decode_document(rows[0][0], plan.decode))]
+        return [Upsert(doc_id, WireDocument(rows[0][0], plan.decode))]
 
     # -- resolve ----------------------------------------------------------------
 

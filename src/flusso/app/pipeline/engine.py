@@ -3,6 +3,12 @@
 Written against the ports only. Batches commit strictly one after another and
 acks are confirmed only after the flush that made their documents durable
 (engine spec §2.5); everything else here is ordering around that rule.
+
+Under a backlog the next batch is resolved and built while the previous one's
+flush is in flight (one batch ahead, never more): the sink still sees
+write → flush, write → flush in batch order, with at most one flush at a time,
+and builds still happen one after another, so a later batch never carries an
+older document than an earlier one.
 """
 
 from __future__ import annotations
@@ -28,9 +34,19 @@ from flusso.app.ports import (
     Sink,
     WriteListener,
 )
+from flusso.domain.documents.change import DocumentId, DocumentOp
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass
+class _Prepared:
+    """A batch resolved and built, not yet written."""
+
+    batch: list[Change]
+    caught_up: bool
+    ids: list[DocumentId]
+    ops: list[DocumentOp]
 
 
 @dataclass
@@ -82,6 +98,7 @@ class SyncPipeline:
         self._cancelled_by_stop = False
         self._done = asyncio.Event()
         self._commit_gate = asyncio.Lock()
+        self._gate_wanted = 0  # between_batches() callers waiting for the gate
         self._write_listeners: list[WriteListener] = []
 
     # -- hooks for an online rebuild (LiveWrites) --------------------------------
@@ -100,9 +117,17 @@ class SyncPipeline:
     @asynccontextmanager
     async def between_batches(self) -> AsyncIterator[None]:
         """Hold the commit gate: no batch is mid-commit while inside (the lock is fair, so
-        the batch being committed finishes first and the next one waits)."""
-        async with self._commit_gate:
+        the batches being committed finish first and the next one waits). A waiter also
+        keeps the worker from starting a batch ahead, so it gets in at the next boundary."""
+        self._gate_wanted += 1
+        try:
+            await self._commit_gate.acquire()
+        finally:
+            self._gate_wanted -= 1
+        try:
             yield
+        finally:
+            self._commit_gate.release()
 
     # -- public ---------------------------------------------------------------
 
@@ -274,51 +299,94 @@ class SyncPipeline:
         index_filter: Collection[str] | None,
         roots_only: bool,
     ) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             first = await queue.get()
             if first is None:
                 return
-            batch = collect_batch(
-                queue,
-                first,
-                max_changes=self._max_changes,
-                deadline=loop.time() + self._max_delay,
-                now=loop.time,
-            )
-            await self._commit(
-                batch, queue.is_empty(), index_filter=index_filter, roots_only=roots_only
-            )
-            state.committed += len(batch)
+            batch = self._collect(queue, first)
+            following: asyncio.Task[_Prepared] | None = None
+            async with self._commit_gate:
+                try:
+                    prepared = await self._prepare(
+                        batch, queue.is_empty(), index_filter=index_filter, roots_only=roots_only
+                    )
+                    while True:
+                        ahead = self._batch_ahead(queue, prepared.caught_up)
+                        if ahead is not None:
+                            # Started before the write, so its queries run in Postgres
+                            # meanwhile; it was taken after this batch was built.
+                            following = asyncio.create_task(
+                                self._prepare(
+                                    ahead,
+                                    queue.is_empty(),
+                                    index_filter=index_filter,
+                                    roots_only=roots_only,
+                                )
+                            )
+                        await self._commit(prepared, state)
+                        if following is None or self._stopping:
+                            # R-2: a stop commits the open batch only; the batch prepared
+                            # ahead is dropped unconfirmed, like changes only queued.
+                            break
+                        prepared = await following
+                        following = None
+                finally:
+                    if following is not None:
+                        following.cancel()
+                        await asyncio.gather(following, return_exceptions=True)
+
+    def _collect(self, queue: ChangeQueue[Change], first: Change) -> list[Change]:
+        loop = asyncio.get_running_loop()
+        return collect_batch(
+            queue,
+            first,
+            max_changes=self._max_changes,
+            deadline=loop.time() + self._max_delay,
+            now=loop.time,
+        )
+
+    def _batch_ahead(self, queue: ChangeQueue[Change], caught_up: bool) -> list[Change] | None:
+        """The next batch, to prepare while this one is written and flushed: only under a
+        backlog (this batch left changes queued), and never while an online rebuild waits
+        for the gate, which then gets in as soon as this batch is committed."""
+        if caught_up or self._gate_wanted or self._stopping:
+            return None
+        first = queue.get_nowait()
+        return None if first is None else self._collect(queue, first)
 
     # -- commit (§2.4) ------------------------------------------------------------
 
-    async def _commit(
+    async def _prepare(
         self,
         batch: list[Change],
         caught_up: bool,
         *,
         index_filter: Collection[str] | None,
         roots_only: bool,
-    ) -> None:
-        async with self._commit_gate:
-            ids = await self._builder.resolve(
-                [change.event for change in batch], roots_only=roots_only
-            )
-            if index_filter is not None:
-                ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
-            for listener in tuple(self._write_listeners):
-                listener(ids)
-            if ids:
-                await self._sink.write(await self._builder.build_many(ids))
-            started = time.perf_counter()
-            report = await self._sink.flush(caught_up)
-            flush_seconds = time.perf_counter() - started
+    ) -> _Prepared:
+        """Resolve and build one batch (under the commit gate, held by the worker)."""
+        ids = await self._builder.resolve([change.event for change in batch], roots_only=roots_only)
+        if index_filter is not None:
+            ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
+        for listener in tuple(self._write_listeners):
+            listener(ids)
+        ops = await self._builder.build_many(ids) if ids else []
+        return _Prepared(batch, caught_up, ids, ops)
+
+    async def _commit(self, prepared: _Prepared, state: _PumpState) -> None:
+        """Write and flush one prepared batch, then confirm it."""
+        if prepared.ops:
+            await self._sink.write(prepared.ops)
+        started = time.perf_counter()
+        report = await self._sink.flush(prepared.caught_up)
+        flush_seconds = time.perf_counter() - started
         settle_rejections(report, self._on_error, self._observer)
         # Confirm only after the flush: if the slot moved past a change whose
         # document had not landed, a crash here would lose it.
+        batch, ids = prepared.batch, prepared.ids
         for change in batch:
             change.ack.confirm()
+        state.committed += len(batch)
         by_index = Counter(doc_id.index for doc_id in ids)
         self._observer.on_batch_committed(
             BatchStats(
@@ -330,7 +398,7 @@ class SyncPipeline:
         )
         logger.debug(
             "batch committed",
-            extra={"changes": len(batch), "documents": len(ids), "caught_up": caught_up},
+            extra={"changes": len(batch), "documents": len(ids), "caught_up": prepared.caught_up},
         )
 
     async def _stop_lag_poller(self) -> None:

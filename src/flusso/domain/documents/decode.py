@@ -5,13 +5,21 @@ coerced by its declared type. Keys not declared are dropped, declared nulls stay
 null, and a value that does not fit its type keeps its plain JSON shape: decoding
 never fails a document. Plans are compiled once per index so the per-document
 path does work only for fields that need it.
+
+The builder hands documents on as `WireDocument`s: the text plus its plans,
+decoded into exact values only when read as a mapping. The sink path does not
+read them; it renders the text in one pass with the *final* plan
+(`plan_final_object`), which turns a float-parsed document straight into the
+plain JSON values of the sinks spec §1.6 (see `render.render_document`).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +56,10 @@ def _fraction(digits: str | None) -> str:
 def coerce_timestamp(value: Any) -> Any:
     """timestamptz → RFC 3339 in UTC (`+00:00`); naive → ISO with `T`; time → `HH:MM:SS[.f]`."""
     if not isinstance(value, str):
+        return value
+    if len(value) == 25 and value[10] == "T" and value.endswith("+00:00"):
+        # What a UTC session sends for a whole second: already final (or, when not a
+        # timestamp at all, returned unchanged by the general path too).
         return value
     match = _DATETIME.fullmatch(value)
     if match is not None:
@@ -166,3 +178,174 @@ def decode_document(text: str, plan: Coercer) -> dict[str, Any]:
     """Parse and coerce one document with a plan from `plan_object(schema.fields)`."""
     decoded = plan(parse_document(text))
     return decoded if isinstance(decoded, dict) else {}
+
+
+# -- the final plan: float-parsed JSON → the JSON values a sink renders (sinks §1.6) --------
+#
+# Applied to `json.loads(text)` (floats as float, not Decimal). Each coercer returns what
+# `to_json_value(exact coercer(value))` would, for every value that parses to a finite
+# float: a finite decimal converts to the same float whether it goes through Decimal or
+# not (both round the same digits once). A non-finite float (an overflowing literal,
+# `NaN`) is left in place; rendering refuses it and falls back to the exact path.
+
+
+def final_decimal(value: Any) -> Any:
+    """numeric → float, as the exact path renders `Decimal(int)`; a huge integer → its digits."""
+    if type(value) is int:
+        try:
+            return float(value)
+        except OverflowError:
+            return str(Decimal(value))
+    return value
+
+
+def final_binary(value: Any) -> Any:
+    """bytea hex text → standard base64 (R-21); anything else keeps its JSON shape."""
+    if isinstance(value, str) and value.startswith("\\x"):
+        try:
+            raw = bytes.fromhex(value[2:])
+        except ValueError:
+            return value
+        return base64.b64encode(raw).decode("ascii")
+    return value
+
+
+_FINAL_SCALARS: dict[str, Coercer] = {
+    "decimal": final_decimal,
+    "timestamp": coerce_timestamp,
+    "binary": final_binary,
+}
+
+
+def _final_scalar(declared: object) -> Coercer | None:
+    if isinstance(declared, str):
+        return _FINAL_SCALARS.get(declared)
+    return None
+
+
+def _final_aggregate(aggregate: Aggregate) -> Coercer | None:
+    if aggregate.op in ("sum", "min", "max"):
+        return _final_scalar(aggregate.value_type)
+    if aggregate.op == "ids":
+        element = _final_scalar(aggregate.element_type)
+        return None if element is None else _list_of(element)
+    return None
+
+
+def _final_field(f: Field) -> Coercer | None:
+    source = f.source
+    if isinstance(source, ColumnSource):
+        return _final_scalar(source.type)
+    if isinstance(source, GroupSource):
+        return plan_final_object(source.fields)
+    if isinstance(source, Join):
+        return _final_many(source.fields) if source.to_many else plan_final_object(source.fields)
+    if isinstance(source, Aggregate):
+        return _final_aggregate(source)
+    return None
+
+
+_Planned = tuple[tuple[str, Coercer], ...]
+
+
+def _final_parts(fields: Sequence[Field]) -> tuple[frozenset[str], _Planned]:
+    names = frozenset(f.name for f in fields)
+    planned = tuple((f.name, fn) for f in fields if (fn := _final_field(f)) is not None)
+    return names, planned
+
+
+def _final_many(fields: Sequence[Field]) -> Coercer:
+    """`_list_of(plan_final_object(fields))`, with the common case (an object holding only
+    declared keys) handled inline: a to-many join is where documents spend their objects."""
+    names, planned = _final_parts(fields)
+    one = plan_final_object(fields)
+
+    def coerce(value: Any) -> Any:
+        if type(value) is not list:
+            return one(value)
+        for position, item in enumerate(value):
+            if type(item) is dict and item.keys() <= names:
+                for name, fn in planned:
+                    field_value = item.get(name)
+                    if field_value is not None and type(field_value) is not float:
+                        item[name] = fn(field_value)
+            elif item is not None:
+                value[position] = one(item)
+        return value
+
+    return coerce
+
+
+def plan_final_object(fields: Sequence[Field]) -> Coercer:
+    """Like `plan_object`, for a float-parsed object, producing final JSON values.
+
+    Works in place on the parsed dict (it belongs to the caller's one-off parse);
+    undeclared keys are dropped just as `plan_object` drops them.
+    """
+    names, planned = _final_parts(fields)
+
+    def coerce(value: Any) -> Any:
+        if type(value) is not dict:
+            return value
+        if not value.keys() <= names:
+            value = {k: v for k, v in value.items() if k in names}
+        for name, fn in planned:
+            item = value.get(name)
+            # None and a float are final under every coercer (a decimal arrives as a float).
+            if item is not None and type(item) is not float:
+                value[name] = fn(item)
+        return value
+
+    if not planned:  # nothing to coerce at or below this level: only undeclared keys to drop
+
+        def check(value: Any) -> Any:
+            if type(value) is dict and value.keys() <= names:
+                return value
+            return coerce(value)
+
+        return check
+    return coerce
+
+
+@dataclass(frozen=True)
+class WirePlan:
+    """Both plans of one index's documents: exact values (`exact`) and final JSON (`final`)."""
+
+    exact: Coercer
+    final: Coercer
+
+
+def plan_wire(fields: Sequence[Field]) -> WirePlan:
+    return WirePlan(plan_object(fields), plan_final_object(fields))
+
+
+class WireDocument(Mapping[str, Any]):
+    """A built document kept as the JSON text Postgres sent, decoded exactly on first read.
+
+    As a mapping it equals `decode_document(text, plan.exact)`; `render_document`
+    renders the text directly with `plan.final`.
+    """
+
+    __slots__ = ("_decoded", "plan", "text")
+
+    def __init__(self, text: str, plan: WirePlan) -> None:
+        self.text = text
+        self.plan = plan
+        self._decoded: dict[str, Any] | None = None
+
+    def decoded(self) -> dict[str, Any]:
+        if self._decoded is None:
+            self._decoded = decode_document(self.text, self.plan.exact)
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        return self.decoded()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.decoded())
+
+    def __len__(self) -> int:
+        return len(self.decoded())
+
+    def __repr__(self) -> str:
+        return repr(self.decoded())

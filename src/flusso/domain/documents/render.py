@@ -2,6 +2,9 @@
 
 Pure: `to_json_value` turns Python/Postgres values into plain JSON values and
 `render_document` spells them; sinks translate a TypeError into their own error.
+A `WireDocument` (what the Postgres builder produces) is rendered from its text
+in one pass, without decoding it into exact values first; a sink may hand in a
+faster `JsonCodec` for that pass.
 """
 
 from __future__ import annotations
@@ -10,24 +13,66 @@ import base64
 import json
 import math
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from flusso.domain.documents.decode import WireDocument
 
-def render_document(doc: Mapping[str, Any]) -> str:
+_COMPACT = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+)
+_PRETTY = json.JSONEncoder(sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class JsonCodec:
+    """The parser and printer of the one-pass rendering of a `WireDocument`.
+
+    `loads` must give Python's values for every text it accepts (floats as float,
+    integers as int) and raise ValueError for any it cannot; `dumps` must print
+    like `render_json` (sorted keys, compact, raw UTF-8) and raise ValueError or
+    TypeError for what it cannot print exactly (such as a non-finite float). Either
+    error sends the document down the exact path instead; output is the same.
+    """
+
+    loads: Callable[[str], Any]
+    dumps: Callable[[Any], str]
+
+
+STDLIB_CODEC = JsonCodec(json.loads, _COMPACT.encode)
+
+
+def render_document(doc: Mapping[str, Any], codec: JsonCodec = STDLIB_CODEC) -> str:
     """Compact JSON with sorted keys and raw UTF-8. Raises TypeError for an unrenderable value."""
+    if type(doc) is WireDocument:
+        rendered = _render_wire(doc, codec)
+        if rendered is not None:
+            return rendered
     return render_json(to_json_value(doc))
+
+
+def _render_wire(doc: WireDocument, codec: JsonCodec) -> str | None:
+    """One pass over the wire text (parse, final plan, dump), or None to take the exact path.
+
+    The exact path is needed only when a number does not parse to a finite float
+    (an overflowing literal, which the exact path keeps as a decimal string), the
+    codec declines the text, or the text is not a JSON object.
+    """
+    try:
+        parsed = codec.loads(doc.text)
+        if type(parsed) is not dict:
+            return None
+        return codec.dumps(doc.plan.final(parsed))
+    except (ValueError, TypeError):  # e.g. allow_nan=False refusing a non-finite float
+        return None
 
 
 def render_json(value: Any, *, pretty: bool = False) -> str:
     """Spell an already-plain JSON value the way every flusso sink does."""
-    if pretty:
-        return json.dumps(value, sort_keys=True, ensure_ascii=False, indent=2, allow_nan=False)
-    return json.dumps(
-        value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
+    return (_PRETTY if pretty else _COMPACT).encode(value)
 
 
 def to_json_value(value: Any) -> Any:
