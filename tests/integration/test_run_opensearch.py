@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from tests.conftest import unique_name
 
 from flusso.embedded.postgres import free_port
-from tests.conftest import unique_name
 
 SCHEMA = """\
 version: 1
