@@ -10,76 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from mapping_examples import WORKED_EXAMPLE_YAML  # noqa: E402 - the shared §7.5 text
 
 from flusso.entrypoints.cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-WORKED_EXAMPLE = """\
-version: 1
-table: users
-primary_key: id
-soft_delete:
-  column: deleted_at
-filters:
-  - { column: kind, op: eq, value: customer }
-fields:
-  - integer: id
-    required: false
-  - keyword: email
-    required: true
-    transforms: [trim, lowercase]
-  - text: fullName
-    column: full_name
-    required: false
-  - identifier: sku
-    required: false
-  - enum: tier
-    required: true
-    variants: [free, pro, enterprise]
-  - geo: location
-    lat: latitude
-    lon: longitude
-    required: false
-  - map: title
-    values: text
-    required: false
-  - custom: price
-    postgres: [numeric]
-    opensearch: scaled_float
-    required: false
-    options: { scaling_factor: 100 }
-  - object: audit
-    fields:
-      - timestamp: createdAt
-        column: created_at
-        required: true
-  - belongs_to: organization
-    table: organizations
-    column: org_id
-    primary_key: id
-    fields:
-      - keyword: name
-        required: true
-  - has_many: orders
-    table: orders
-    foreign_key: user_id
-    primary_key: id
-    order_by:
-      - { column: placed_at, direction: desc }
-    fields:
-      - long: id
-        required: true
-      - double: total
-        required: true
-  - count: orderCount
-    table: orders
-    foreign_key: user_id
-  - ids: tagIds
-    table: tags
-    through: { table: user_tags, left_key: user_id, right_key: tag_id }
-    element_type: long
-"""
+WORKED_EXAMPLE = WORKED_EXAMPLE_YAML  # the §7.5 worked example of the language spec
 
 WORKED_CONFIG = """\
 [source]
