@@ -6,6 +6,7 @@ Pure: it never reads a clock or makes an id; callers pass both in.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -509,3 +510,16 @@ def wire_state(states: Sequence[LifecycleState]) -> WireState:
     if any(s.state in IN_PROGRESS for s in active):
         return WireState.BACKFILLING
     return WireState.SEEDED
+
+
+def event_detail(event: LifecycleEvent) -> dict[str, Any]:
+    """The event's `detail` as the journal stores it: JSON values only, dropped generations
+    folded in. Raises ValueError when the detail is not JSON (nothing may be recorded)."""
+    detail = dict(event.detail)
+    if event.dropped:
+        detail["dropped_generations"] = list(event.dropped)
+    try:
+        # A round trip keeps exactly what a stored journal gives back.
+        return json.loads(json.dumps(detail, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"lifecycle event {event.kind} has a detail that is not JSON: {exc}") from exc

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flusso.app.ports import JournalError, JournalRecord, JournalRow
-from flusso.domain.lifecycle import INITIAL, LifecycleEvent, apply, with_op_id
+from flusso.domain.lifecycle import INITIAL, LifecycleEvent, apply, event_detail, with_op_id
 
 Clock = Callable[[], datetime]
 
@@ -37,16 +37,10 @@ def _timestamp(moment: datetime) -> str:
 
 
 def _json_detail(event: LifecycleEvent) -> dict[str, Any]:
-    detail = dict(event.detail)
-    if event.dropped:
-        detail["dropped_generations"] = list(event.dropped)
     try:
-        # A round trip keeps exactly what the SQLite journal would give back.
-        return json.loads(json.dumps(detail, sort_keys=True))
-    except (TypeError, ValueError) as exc:
-        raise JournalError(
-            f"lifecycle event {event.kind} has a detail that is not JSON: {exc}"
-        ) from exc
+        return event_detail(event)
+    except ValueError as exc:
+        raise JournalError(str(exc)) from exc
 
 
 class InMemoryJournal:

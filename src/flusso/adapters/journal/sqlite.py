@@ -33,6 +33,7 @@ from flusso.domain.lifecycle import (
     LifecycleState,
     State,
     apply,
+    event_detail,
     with_op_id,
 )
 
@@ -321,15 +322,10 @@ class SqliteJournal:
 
 
 def _json_detail(ev: LifecycleEvent) -> dict[str, Any]:
-    detail = dict(ev.detail)
-    if ev.dropped:
-        detail["dropped_generations"] = list(ev.dropped)
     try:
-        return json.loads(json.dumps(detail, sort_keys=True))
-    except (TypeError, ValueError) as exc:
-        raise JournalError(
-            f"lifecycle event {ev.kind} has a detail that is not JSON: {exc}"
-        ) from exc
+        return event_detail(ev)
+    except ValueError as exc:
+        raise JournalError(str(exc)) from exc
 
 
 def _lifecycle(row: Row[Any]) -> LifecycleState:
