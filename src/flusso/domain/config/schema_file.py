@@ -10,7 +10,7 @@ filters, type names), then the version, then the conversion rules in document or
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from flusso.domain.config._schema_rules import (
@@ -467,13 +467,9 @@ class _Loader:
                       f"{describe(node)}")
             return _BAD
         keys, bad = self._string_keys(node, site)
-        for key in keys:
-            if key not in SOFT_DELETE_KEYS:
-                suggestion = did_you_mean(key, SOFT_DELETE_KEYS)
-                self._add(_PARSE, site, _unknown_key(
-                    key, suggestion, f"expected one of {backticked(SOFT_DELETE_KEYS)}"),
-                    hint=suggestion)
-                bad = True
+        if self._unknown_keys(keys, SOFT_DELETE_KEYS, site,
+                              f"expected one of {backticked(SOFT_DELETE_KEYS)}"):
+            bad = True
         has_column = "column" in keys
         has_field = "field" in keys
         if has_column == has_field:
@@ -606,6 +602,18 @@ class _Loader:
             options.setdefault("dynamic", True)
         return name, site, Field(name=name, source=source, options=options)
 
+    def _unknown_keys(
+        self, keys: Iterable[str], allowed: Sequence[str], site: _Site, expected: str
+    ) -> bool:
+        """Report every key outside `allowed` (with a did-you-mean hint); True if any."""
+        found = False
+        for key in keys:
+            if key not in allowed:
+                suggestion = did_you_mean(key, allowed)
+                self._add(_PARSE, site, _unknown_key(key, suggestion, expected), hint=suggestion)
+                found = True
+        return found
+
     def _body(self, tag: str, keys: dict[str, YNode], site: _Site) -> dict[str, object]:
         """Parse-stage checks of a field's siblings (S5, S6, S8–S11)."""
         kind = kind_of(tag)
@@ -733,12 +741,8 @@ class _Loader:
                       f"found {describe(node)}")
             return _BAD
         keys, bad = self._string_keys(node, here)
-        for key in keys:
-            if key not in THROUGH_KEYS:
-                suggestion = did_you_mean(key, THROUGH_KEYS)
-                self._add(_PARSE, here, _unknown_key(
-                    key, suggestion, f"expected {backticked(THROUGH_KEYS)}"), hint=suggestion)
-                bad = True
+        if self._unknown_keys(keys, THROUGH_KEYS, here, f"expected {backticked(THROUGH_KEYS)}"):
+            bad = True
         parts: dict[str, object] = {}
         for key in THROUGH_KEYS:
             if key not in keys:
@@ -769,13 +773,9 @@ class _Loader:
                 ok = False
                 continue
             keys, bad = self._string_keys(item, here)
-            for key in keys:
-                if key not in ORDER_BY_KEYS:
-                    suggestion = did_you_mean(key, ORDER_BY_KEYS)
-                    self._add(_PARSE, here, _unknown_key(
-                        key, suggestion, f"expected {backticked(ORDER_BY_KEYS)}"),
-                        hint=suggestion)
-                    bad = True
+            if self._unknown_keys(keys, ORDER_BY_KEYS, here,
+                                  f"expected {backticked(ORDER_BY_KEYS)}"):
+                bad = True
             if "column" not in keys:
                 self._add(_PARSE, here, "missing key `column`")
                 ok = False
