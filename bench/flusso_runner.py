@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,21 @@ class FlussoProcess:
                 )
         except psycopg.Error:
             pass
+
+    def backfill_began_at(self) -> float | None:
+        """When flusso started reading its snapshot (the `seeding indexes` log line), epoch s."""
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return None
+        for line in text.splitlines():
+            if "seeding indexes" in line:
+                stamp = line.split(maxsplit=1)[0].rstrip("Z")
+                try:
+                    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+                except ValueError:
+                    return None
+        return None
 
     def log_tail(self, lines: int = 8) -> str:
         try:

@@ -139,7 +139,7 @@ def wait_count(probe: Probe, index: str, expected: int, started: float, timeout:
         alive()
         if probe.count(index) >= expected:
             return time.perf_counter() - started
-        time.sleep(0.05 if probe.kind == "null" else 0.25)
+        time.sleep(0.02 if probe.kind == "null" else 0.25)
     raise TimeoutError(f"{index}: fewer than {expected} documents after {timeout:.0f}s")
 
 
@@ -273,7 +273,8 @@ def measure_tool(*, start: Callable[[], subprocess.Popen[bytes]],
                  stop: Callable[[], None], ready: Callable[[float], None],
                  alive: Callable[[], None], probe: Probe, index: str,
                  size: dataset.DatasetSize, db_url: str, args: argparse.Namespace,
-                 profile_to: Path | None = None) -> dict[str, Any]:
+                 profile_to: Path | None = None,
+                 backfill_began: Callable[[], float | None] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {}
     started = time.perf_counter()
     process = start()
@@ -282,10 +283,19 @@ def measure_tool(*, start: Callable[[], subprocess.Popen[bytes]],
     try:
         backfill_timeout = max(300.0, size.users / 20)
         seconds = wait_count(probe, index, size.users, started, backfill_timeout, alive)
+        finished_at = time.time()
         if spy is not None:
             spy.stop()
         result["backfill"] = {"documents": size.users, "seconds": round(seconds, 3),
                               "docs_per_s": round(size.users / seconds, 1)}
+        began_at = backfill_began() if backfill_began else None
+        if began_at is not None and finished_at > began_at:
+            phase = finished_at - began_at
+            result["backfill"].update({
+                "startup_seconds": round(seconds - phase, 3),
+                "after_startup_seconds": round(phase, 3),
+                "after_startup_docs_per_s": round(size.users / phase, 1),
+            })
         ready(60)
         time.sleep(0.5)
         with psycopg.connect(db_url, autocommit=True) as conn:
@@ -320,6 +330,7 @@ def run_flusso(sink: str, sink_url: str, probe: Probe, pg: ThrowawayPostgres,
         alive=flusso.check_alive, probe=probe, index=flusso.alias("users"), size=size,
         db_url=pg.url_for(DATABASE), args=args,
         profile_to=args.profile if args.profile and sink == "null" else None,
+        backfill_began=flusso.backfill_began_at,
     )
     if "error" in result:
         result["log"] = flusso.log_tail()
@@ -365,6 +376,7 @@ def run_pgsync(sink: str, sink_url: str, probe: Probe, pg: ThrowawayPostgres,
 ROWS = (
     ("backfill s", ("backfill", "seconds"), "low"),
     ("backfill docs/s", ("backfill", "docs_per_s"), "high"),
+    ("  after start-up", ("backfill", "after_startup_docs_per_s"), "high"),
     ("live changes/s", ("live", "changes_per_s"), "high"),
     ("latency p50 ms", ("latency", "p50_ms"), "low"),
     ("latency p95 ms", ("latency", "p95_ms"), "low"),
@@ -384,7 +396,9 @@ def dig(data: dict[str, Any] | None, path: tuple[str, ...]) -> float | None:
 def limit_as_tool(limit: dict[str, Any] | None) -> dict[str, Any] | None:
     if not limit or limit.get("docs_per_s") is None:
         return None
-    return {"backfill": {"seconds": limit["seconds"], "docs_per_s": limit["docs_per_s"]}}
+    # The limit has no start-up to leave out: its clock starts at its own SQL statement.
+    return {"backfill": {"seconds": limit["seconds"], "docs_per_s": limit["docs_per_s"],
+                         "after_startup_docs_per_s": limit["docs_per_s"]}}
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -436,6 +450,9 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     checks: list[tuple[str, float | None, float, str]] = []
     checks.append(("backfill ≥ 60% of the limit (null sink)",
                    ratio(dig(f_null, ("backfill", "docs_per_s")),
+                         (null.get("limit") or {}).get("docs_per_s")), 0.6, "ge"))
+    checks.append(("backfill after start-up ≥ 60% of the limit (null sink)",
+                   ratio(dig(f_null, ("backfill", "after_startup_docs_per_s")),
                          (null.get("limit") or {}).get("docs_per_s")), 0.6, "ge"))
     checks.append(("live ≥ 1,000 changes/s (null sink)",
                    dig(f_null, ("live", "changes_per_s")), 1000, "ge"))

@@ -18,11 +18,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect
 
 from flusso.adapters.fakes.journal import InMemoryJournal, InMemoryJournalStore
-from flusso.adapters.journal import tables
-from flusso.adapters.journal.migrate import migrations_dir
+from flusso.adapters.journal import migrate, tables
+from flusso.adapters.journal.migrate import (
+    HEAD_REVISION,
+    alembic_config,
+    alembic_upgrade,
+    migrations_dir,
+)
 from flusso.adapters.journal.sqlite import SqliteJournal, open_journal_engine
 from flusso.app.ports import Journal, JournalError
 from flusso.domain.errors import LifecycleError
@@ -342,6 +347,58 @@ def test_the_core_tables_match_the_migrated_schema(tmp_path):
             assert migrated == [c.name for c in table.columns], table.name
     finally:
         engine.dispose()
+
+
+def _schema(path: Path) -> list[tuple[str, str, str]]:
+    """Every table, index and trigger with its DDL, whitespace-normalised."""
+    with sqlite3.connect(path) as raw:
+        rows = raw.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    raw.close()
+    def normal(sql: str) -> str:
+        return re.sub(r"\(\s+", "(", re.sub(r"\s+\)", ")", " ".join(sql.split())))
+
+    return [(kind, name, normal(sql)) for kind, name, sql in rows]
+
+
+def test_a_fresh_journal_gets_exactly_the_schema_the_migrations_build(tmp_path):
+    fresh, migrated = tmp_path / "fresh.sqlite3", tmp_path / "migrated.sqlite3"
+    open_journal_engine(fresh).dispose()  # the fast path: tables.py, stamped
+    engine = create_engine(f"sqlite:///{migrated}")
+    try:
+        alembic_upgrade(engine)  # the migrations themselves
+    finally:
+        engine.dispose()
+
+    assert _schema(fresh) == _schema(migrated)
+    assert any(kind == "trigger" for kind, _, _ in _schema(fresh))
+    for path in (fresh, migrated):
+        with sqlite3.connect(path) as raw:
+            assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [
+                (HEAD_REVISION,)
+            ]
+            assert dict(raw.execute("SELECT key, value FROM journal_info"))["schema_version"] == "1"
+        raw.close()
+
+
+def test_the_head_revision_constant_is_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_a_journal_at_an_older_revision_is_migrated_by_alembic(tmp_path, monkeypatch):
+    path = tmp_path / "journal.sqlite3"
+    open_journal_engine(path).dispose()
+    ran: list[str] = []
+    monkeypatch.setattr(migrate, "HEAD_REVISION", "0002")  # as if a migration were added
+    monkeypatch.setattr(migrate, "alembic_upgrade", lambda engine: ran.append("alembic"))
+    open_journal_engine(path).dispose()
+    assert ran == ["alembic"]
+    monkeypatch.setattr(migrate, "HEAD_REVISION", "0001")
+    open_journal_engine(path).dispose()
+    assert ran == ["alembic"]  # at head: Alembic is not even imported
 
 
 async def test_a_corrupt_file_is_set_aside_and_replaced_with_a_warning(tmp_path, caplog):

@@ -35,6 +35,11 @@ def test_a_tiny_harness_run_prints_the_table_and_writes_every_figure_as_json(
         flusso = results["legs"][sink]["flusso"]
         assert "error" not in flusso, flusso
         assert flusso["backfill"]["documents"] == 100
+        backfill = flusso["backfill"]
+        # The time after start-up is read from flusso's own `seeding indexes` log line.
+        assert 0 < backfill["after_startup_seconds"] < backfill["seconds"]
+        assert backfill["startup_seconds"] == pytest.approx(
+            backfill["seconds"] - backfill["after_startup_seconds"], abs=0.002)
         assert flusso["live"]["changes_per_s"] > 0
         if sink == "null":
             assert flusso["latency"]["missed"] == 0

@@ -139,3 +139,30 @@ def test_alias_moves_are_skipped_when_already_exact_and_atomic_otherwise():
             ]
         }
     )
+
+
+# -- reading replies ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"took": 3, "errors": false, "items": [{"index": {"_id": "1", "status": 201}}]}',
+        '{"count": 18446744073709551616, "small": -9223372036854775809, "f": 1.5}',
+        '{"x": "Zoë \\u2028", "y": [null, true, 1e400]}',
+        "[]",
+    ],
+)
+def test_replies_read_the_same_as_with_the_standard_library(reply: str):
+    from flusso.adapters.opensearch.client import FastJSONSerializer
+
+    assert FastJSONSerializer().loads(reply) == json.loads(reply)
+
+
+def test_a_reply_that_is_not_json_is_a_serialization_error():
+    from opensearchpy.exceptions import SerializationError
+
+    from flusso.adapters.opensearch.client import FastJSONSerializer
+
+    with pytest.raises(SerializationError):
+        FastJSONSerializer().loads("<html>bad gateway</html>")

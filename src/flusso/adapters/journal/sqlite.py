@@ -17,13 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alembic.util import CommandError
 from sqlalchemy import create_engine, event, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
-from flusso.adapters.journal.migrate import upgrade
+from flusso.adapters.journal.migrate import UnknownJournalSchemaError, upgrade
 from flusso.adapters.journal.tables import lifecycle_events, lifecycle_state
 from flusso.app.ports import JournalError, JournalRecord, JournalRow
 from flusso.domain.lifecycle import (
@@ -148,7 +147,7 @@ def open_journal_engine(path: str | Path, *, clock: Clock = _utc_now) -> Engine:
             engine.dispose()
             raise
         return engine
-    except CommandError as exc:
+    except UnknownJournalSchemaError as exc:
         raise JournalError(
             f"lifecycle journal {path} has a schema this flusso does not know: {exc}",
             hint="use the flusso version that wrote it, or move the file away to start afresh",

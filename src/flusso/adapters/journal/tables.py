@@ -6,7 +6,7 @@ They mirror the migrations in top-level `alembic/` (shipped as
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, Table, Text
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Table, Text
 
 SCHEMA_VERSION = 1
 
@@ -38,6 +38,9 @@ lifecycle_events = Table(
     sqlite_autoincrement=True,
 )
 
+Index("lifecycle_events_by_key", lifecycle_events.c.sink, lifecycle_events.c.hash_alias,
+      lifecycle_events.c.event_id)
+
 lifecycle_state = Table(
     "lifecycle_state",
     metadata,
@@ -52,4 +55,11 @@ lifecycle_state = Table(
     Column("configured", Boolean, nullable=False),
     Column("last_event_id", Integer, nullable=False),
     Column("updated_at", Text, nullable=False),
+)
+
+# What the migrations add beyond the tables (see `migrate.create_fresh`).
+APPEND_ONLY_TRIGGERS = tuple(
+    f"CREATE TRIGGER lifecycle_events_no_{verb.lower()} BEFORE {verb} ON lifecycle_events "
+    "BEGIN SELECT RAISE(ABORT, 'lifecycle_events is append-only'); END"
+    for verb in ("UPDATE", "DELETE")
 )

@@ -2,7 +2,26 @@
 
 from __future__ import annotations
 
-from opensearchpy import AsyncOpenSearch
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch, JSONSerializer
+
+from flusso.adapters.opensearch.codec import ORJSON_CODEC
+
+
+class FastJSONSerializer(JSONSerializer):
+    """Reads replies with orjson: a bulk reply holds one item per document, and the
+    standard library spent about as long parsing it as rendering the documents.
+
+    A reply that may hold an integer beyond 64 bits (which orjson would widen to a
+    float) goes to the standard library, as the document codec does.
+    """
+
+    def loads(self, s: str) -> Any:
+        try:
+            return ORJSON_CODEC.loads(s)
+        except ValueError:
+            return super().loads(s)
 
 
 def open_opensearch_client(
@@ -27,4 +46,5 @@ def open_opensearch_client(
         timeout=timeout_secs,
         max_retries=0,
         retry_on_timeout=False,
+        serializer=FastJSONSerializer(),
     )

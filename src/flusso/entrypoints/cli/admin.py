@@ -9,14 +9,16 @@ import json
 import time
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import rich_click as click
 from rich.table import Table
 
 from flusso.domain.errors import FlussoError
 from flusso.entrypoints.cli.console import err, out, run_guarded
+
+if TYPE_CHECKING:  # httpx (and what it pulls in) loads only when a client command runs
+    import httpx
 
 DEFAULT_SERVER = "127.0.0.1:9465"
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +43,8 @@ def _server_option(ctx: click.Context, param: click.Parameter, value: str) -> st
             f"{value!r} is not an http:// or https:// URL; give host:port "
             f"(e.g. {DEFAULT_SERVER}) or a base URL such as http://host:9465"
         )
+    import httpx
+
     try:
         url = httpx.URL(base_url(value))
     except httpx.InvalidURL as exc:
@@ -61,6 +65,8 @@ class AdminClient:
     def __init__(self, server: str, user: str, password: str, timeout: float) -> None:
         self._base = base_url(server)
         self._timeout = timeout
+        import httpx
+
         self._client = httpx.Client(base_url=self._base, auth=(user, password), timeout=timeout)
 
     def __enter__(self) -> AdminClient:
@@ -76,6 +82,8 @@ class AdminClient:
         return self._send("POST", "/reindex", {"index": name})
 
     def _send(self, method: str, path: str, params: dict[str, str]) -> str:
+        import httpx
+
         try:
             response = self._client.request(method, path, params=params)
         except httpx.HTTPError as exc:
@@ -92,6 +100,8 @@ class AdminClient:
         return body
 
     def _transport_hint(self, exc: httpx.HTTPError) -> str:
+        import httpx
+
         if isinstance(exc, httpx.TimeoutException):
             return (
                 f"{self._base} did not answer within {self._timeout:g}s; "
