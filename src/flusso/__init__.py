@@ -1,8 +1,5 @@
 """flusso keeps OpenSearch in sync with PostgreSQL from declarative config."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("flusso")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0"
+# The one place the version is written: pyproject.toml reads it from here at build
+# time (`tool.setuptools.dynamic`), so no command pays for `importlib.metadata`.
+__version__ = "0.1.0"

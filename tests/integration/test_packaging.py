@@ -13,14 +13,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
+import flusso
+
 ROOT = Path(__file__).resolve().parents[2]
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+VERSION = flusso.__version__  # pyproject.toml reads it from the package (tool.setuptools.dynamic)
 
 
 def copy_source(target: Path) -> Path:
