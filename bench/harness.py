@@ -121,12 +121,22 @@ class Probe:
             time.sleep(0.002)
         return None
 
-    def mapping_of(self, index: str) -> dict[str, Any] | None:
-        status, reply = self.http.call("GET", f"/{index}/_mapping")
+    def index_body_of(self, index: str) -> dict[str, Any] | None:
+        """The mappings and analysis settings flusso created `index` with, to create the
+        limit's index alike: the analysis must come along, or the mapping's analyzers are
+        undefined and the sink refuses it (the limit then fell back to a dynamic mapping)."""
+        status, reply = self.http.call("GET", f"/{index}")
         if status != 200 or not isinstance(reply, dict) or not reply:
             return None
-        mappings = next(iter(reply.values())).get("mappings")
-        return {"mappings": mappings} if mappings else None
+        definition = next(iter(reply.values()))
+        mappings = definition.get("mappings")
+        if not mappings:
+            return None
+        body: dict[str, Any] = {"mappings": mappings}
+        analysis = ((definition.get("settings") or {}).get("index") or {}).get("analysis")
+        if analysis:
+            body["settings"] = {"index": {"analysis": analysis}}
+        return body
 
 
 # -- the workloads -------------------------------------------------------------------------
@@ -566,7 +576,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             legs["flusso"] = run_flusso(sink, urls[sink], probe, pg, size, workdir, args)
             _report_leg(sink, "flusso", legs["flusso"])
             say(f"[{sink}] limit …")
-            mapping = probe.mapping_of(legs["flusso"]["index"])
+            mapping = probe.index_body_of(legs["flusso"]["index"])
             legs["limit"] = run_limit(pg.url_for(DATABASE), urls[sink], f"limit_{sink}_users",
                                       mapping)
             say(f"[{sink}] limit: {legs['limit']['docs_per_s']} docs/s "

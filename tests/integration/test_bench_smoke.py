@@ -52,6 +52,7 @@ def test_a_tiny_harness_run_prints_the_table_and_writes_every_figure_as_json(
         assert flusso["peak_rss_mb"] > 0 and flusso["cpu_seconds"] > 0
         limit = results["legs"][sink]["limit"]
         assert limit["documents"] == 100 and limit["errors"] == []
+        assert limit["index_mapping"] == "flusso"  # the limit indexes into flusso's mapping
     assert results["fanout"]["complete"] is True
     assert results["fanout"]["rebuilt"] == 100
     rows = {(row["sink"], row["metric"]) for row in results["table"]}
