@@ -180,6 +180,21 @@ async def test_unconfirmed_changes_are_redelivered_after_a_restart(harness: Harn
     await finish(restarted, stream)
 
     assert ids(first) == ids(again) == [1, 2]
+    assert [c.xid for c in first] == [c.xid for c in again]  # the same transactions
+
+
+async def test_each_live_change_names_the_transaction_that_committed_it(harness: Harness):
+    capture = harness.open_capture()
+    await capture.prepare()
+    stream = capture.live()
+    for id in (1, 2, 3):
+        await harness.insert(id)  # one transaction each
+    changes = await take(stream, 3)
+    await finish(capture, stream)
+
+    xids = [change.xid for change in changes]
+    assert all(isinstance(xid, int) and xid > 0 for xid in xids)
+    assert len(set(xids)) == 3
 
 
 async def test_snapshot_yields_one_upsert_per_existing_row(harness: Harness):
@@ -194,3 +209,4 @@ async def test_snapshot_yields_one_upsert_per_existing_row(harness: Harness):
 
     assert sorted(ids(changes)) == [5, 6]
     assert {(c.event.kind, c.event.table) for c in changes} == {("upsert", ITEMS)}
+    assert {c.xid for c in changes} == {None}  # snapshot rows are already visible

@@ -7,6 +7,7 @@ ops that `resolve` + `build_many` return.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from fixtures_store import (
     store_deployment,
 )
 
+import flusso.adapters.postgres.builder as builder_module
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.catalog import column_facts
 from flusso.app.ports import SourceError
@@ -623,3 +625,43 @@ async def test_column_facts_reports_types_nullability_and_enums(pg_url: str) -> 
             "at": ("timestamp(3) with time zone", True, False),
         }
         assert await column_facts(conn, "public", "missing") is None
+
+
+# -- visibility of decoded commits --------------------------------------------------------
+
+
+async def test_await_visible_waits_while_a_transaction_is_open_and_returns_once_it_commits(
+    store: Store,
+) -> None:
+    writer = await psycopg.AsyncConnection.connect(store.url)  # one open transaction
+    try:
+        await writer.execute("UPDATE users SET email = 'pending@x.io' WHERE id = 1")
+        row = await (await writer.execute("SELECT pg_current_xact_id()::text")).fetchone()
+        assert row is not None
+        xid = int(row[0]) % 2**32  # pgoutput sends 32-bit transaction ids
+
+        waiting = asyncio.create_task(store.builder.await_visible({xid}))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # its rows are not visible to new reads yet
+
+        await writer.commit()
+        await asyncio.wait_for(waiting, timeout=5)
+    finally:
+        await writer.close()
+
+    # Committed long ago, or aborted: both are finished, so nothing to wait for.
+    await asyncio.wait_for(store.builder.await_visible({xid, 3}), timeout=5)
+
+
+async def test_await_visible_gives_up_with_a_source_error(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(builder_module, "VISIBILITY_TIMEOUT", 0.05)
+    writer = await psycopg.AsyncConnection.connect(store.url)
+    try:
+        row = await (await writer.execute("SELECT pg_current_xact_id()::text")).fetchone()
+        assert row is not None
+        with pytest.raises(SourceError, match="stayed invisible"):
+            await store.builder.await_visible({int(row[0]) % 2**32})
+    finally:
+        await writer.close()

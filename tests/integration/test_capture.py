@@ -184,6 +184,20 @@ async def test_inserts_updates_and_deletes_become_keyed_events(streaming, fixtur
     assert changes[0].event.new["email"] == " Eve@X.io"
 
 
+async def test_every_change_of_a_transaction_carries_its_transaction_id(streaming, fixture_db):
+    _, consumer, _ = streaming
+    with psycopg.connect(fixture_db) as conn:  # one transaction, two changes
+        conn.execute("UPDATE users SET bio='a' WHERE id=1")
+        conn.execute("UPDATE users SET bio='b' WHERE id=2")
+        row = conn.execute("SELECT pg_current_xact_id()::text").fetchone()
+        assert row is not None
+        xid = int(row[0]) % 2**32  # pgoutput's Begin carries the 32-bit id
+    run(fixture_db, "UPDATE users SET bio='c' WHERE id=1")
+    changes = await consumer.take(3)
+    assert [c.xid for c in changes[:2]] == [xid, xid]
+    assert changes[2].xid not in (None, xid)
+
+
 async def test_a_primary_key_update_is_a_delete_then_an_upsert(streaming, fixture_db):
     _, consumer, _ = streaming
     run(fixture_db, "UPDATE users SET id=6 WHERE id=2")

@@ -259,6 +259,42 @@ async def test_backfill_then_live_changes_reach_the_sink():
     assert status.snapshot()["changes_in_flight"] == 0
 
 
+class VisibilityLog(InMemoryDocumentBuilder):
+    """Records `await_visible` and `resolve` calls in the order the pipeline makes them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.calls: list[tuple[str, Any]] = []
+
+    async def await_visible(self, xids: Any) -> None:
+        self.calls.append(("await_visible", frozenset(xids)))
+        await super().await_visible(xids)
+
+    async def resolve(self, events: Any, *, roots_only: bool = False) -> Any:
+        self.calls.append(("resolve", roots_only))
+        return await super().resolve(events, roots_only=roots_only)
+
+
+async def test_live_reads_wait_until_the_batch_transactions_are_visible_and_backfill_does_not():
+    world, sink = World(), InMemorySink()
+    world.builder = VisibilityLog([users_index(), InMemoryIndex("orders", ORDERS)],
+                                  world.builder.tables)
+    world.put(USERS, 7, email="g@x.io", status="active", deleted=False)  # transaction 1000
+    world.put(ORDERS, 13, user_id=7)  # transaction 1001
+    world.capture.end_stream()
+    engine, _, _ = pipeline(world, sink)
+
+    await engine.run()
+
+    calls = world.builder.calls
+    backfill = calls.index(("resolve", True))
+    assert all(name != "await_visible" for name, _ in calls[:backfill])
+    live = calls[backfill + 1:]
+    assert live[0] == ("await_visible", frozenset({1000, 1001}))  # one batch, both commits
+    assert live[1] == ("resolve", False)
+    assert set(sink.documents("users")) >= {"7"}
+
+
 # ---------------------------------------------------------------------------
 # E. Delivery guarantees
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ are held to the same contract suites as the real adapters.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -82,8 +82,12 @@ class Ack(Protocol):
 
 @dataclass(frozen=True)
 class Change:
+    """One captured change. `xid` is the source transaction that committed it (None for a
+    snapshot change, which reads rows that were already visible)."""
+
     event: ChangeEvent
     ack: Ack
+    xid: int | None = None
 
 
 class NoAck:
@@ -139,6 +143,14 @@ class DocumentBuilder(Protocol):
     ) -> list[DocumentId]: ...
 
     async def build_many(self, ids: Sequence[DocumentId]) -> list[DocumentOp]: ...
+
+    async def await_visible(self, xids: Collection[int]) -> None:
+        """Return once every transaction in `xids` is visible to new reads of the source.
+
+        A commit can reach the replication stream a moment before other sessions see
+        it; reading rows in that moment would rebuild a document from the old rows.
+        """
+        ...
 
     def backfill_scopes(self) -> list[tuple[str, TableRef]]:
         """`(index, root table)` for every enabled index, in index-name order."""

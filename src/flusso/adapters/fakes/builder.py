@@ -7,7 +7,7 @@ so reverse resolution can be exercised without SQL.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ class InMemoryDocumentBuilder:
         """Every `resolve` call: its events and `roots_only`."""
         self.built: list[tuple[DocumentId, ...]] = []
         """Every `build_many` call: the ids asked for."""
+        self.awaited: list[frozenset[int]] = []
+        """Every `await_visible` call: the transaction ids (rows here are always visible)."""
 
     # -- the "database" ---------------------------------------------------------
 
@@ -88,6 +90,9 @@ class InMemoryDocumentBuilder:
             else:
                 ops.append(Upsert(doc_id, dict(row)))
         return ops
+
+    async def await_visible(self, xids: Collection[int]) -> None:
+        self.awaited.append(frozenset(xids))
 
     def backfill_scopes(self) -> list[tuple[str, TableRef]]:
         return [(name, index.root) for name, index in self._indexes.items()]

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from flusso.app.ports import Change, NoAck
 from flusso.domain.documents.change import ChangeEvent, RowKey, TableRef
 
+FIRST_XID = 1000
+"""The transaction id of the first logged transaction (the next ones count up)."""
+
 
 @dataclass
 class _Transaction:
@@ -135,8 +138,9 @@ class InMemoryChangeCapture:
                 if cursor < len(self._log):
                     transaction = self._log[cursor]
                     cursor += 1
+                    xid = FIRST_XID + cursor - 1  # one per logged transaction, like Postgres's
                     for position, event in enumerate(transaction.events):
-                        yield Change(event, _InMemoryAck(transaction, position))
+                        yield Change(event, _InMemoryAck(transaction, position), xid)
                         if self._stopping:
                             return
                     continue

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,6 +49,26 @@ from flusso.domain.types import IndexMapping
 logger = logging.getLogger(__name__)
 
 BUILD_CHUNK = 512
+
+# The transactions of `$1` (32-bit ids, as pgoutput sends them) that the statement's own
+# snapshot does not yet see. Each id is widened to the 64-bit `xid8` nearest the
+# snapshot's xmax (a committed id is within 2^31 of it), then checked against the
+# snapshot. A commit is decoded once its record is flushed, which can be a moment before
+# the committing session leaves the proc array, and only then do new snapshots see it.
+NOT_YET_VISIBLE_SQL = """
+SELECT u.x
+FROM (SELECT pg_current_snapshot() AS snap) s
+CROSS JOIN LATERAL (SELECT pg_snapshot_xmax(s.snap)::text::bigint AS xmax8) m
+CROSS JOIN LATERAL unnest($1::bigint[]) AS u(x)
+CROSS JOIN LATERAL (
+  SELECT ((u.x - m.xmax8 % 4294967296) % 4294967296 + 4294967296) % 4294967296 AS ahead
+) d
+WHERE NOT pg_visible_in_snapshot(
+  (m.xmax8 + CASE WHEN d.ahead >= 2147483648 THEN d.ahead - 4294967296 ELSE d.ahead END)
+    ::text::xid8,
+  s.snap)
+"""
+VISIBILITY_TIMEOUT = 30.0
 """Most root keys per batched document statement."""
 
 
@@ -251,6 +272,29 @@ class PostgresDocumentBuilder:
                 raise result
             ops.extend(result)
         return ops
+
+    async def await_visible(self, xids: Collection[int]) -> None:
+        """Poll (0.5 ms, doubling to 10 ms) until every commit in `xids` is visible."""
+        pending = sorted(set(xids))
+        deadline = time.monotonic() + VISIBILITY_TIMEOUT
+        pause = 0.0005
+        while pending:
+            async with self._connection() as conn:
+                rows = await self._fetch(
+                    conn, NOT_YET_VISIBLE_SQL, [pending], "checking that commits are visible"
+                )
+            pending = [int(x) for (x,) in rows]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise SourceError(
+                    f"transaction(s) {', '.join(map(str, pending[:5]))} were decoded as "
+                    f"committed but stayed invisible to new reads for {VISIBILITY_TIMEOUT:g}s",
+                    hint="check the server for a stuck backend; flusso replays the batch "
+                    "on restart",
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.01)
 
     @staticmethod
     def _key_texts(doc_id: DocumentId) -> list[str]:

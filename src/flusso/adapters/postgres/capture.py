@@ -388,6 +388,7 @@ class _ReplicationStream:
         self._relations: dict[int, pgoutput.Relation] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self._txn: list[ChangeEvent] | None = None
+        self._xid: int | None = None  # the open transaction's, from its Begin message
         self._last_status = 0.0
         self.statuses_sent = 0
 
@@ -577,12 +578,14 @@ class _ReplicationStream:
     async def _apply(self, message: pgoutput.PgOutputMessage) -> None:
         if isinstance(message, pgoutput.Begin):
             self._txn = []
+            self._xid = message.xid
             self.watermark.begin()
         elif isinstance(message, pgoutput.Commit):
             events = self._txn or []
             self._txn = None
             acks = self.watermark.commit(message.end_lsn, len(events))
-            self._ready.extend(Change(e, a) for e, a in zip(events, acks, strict=True))
+            xid = self._xid
+            self._ready.extend(Change(e, a, xid) for e, a in zip(events, acks, strict=True))
             if events:
                 self._ready_event.set()
         elif isinstance(message, pgoutput.Relation):

@@ -365,6 +365,10 @@ class SyncPipeline:
         roots_only: bool,
     ) -> _Prepared:
         """Resolve and build one batch (under the commit gate, held by the worker)."""
+        xids = {change.xid for change in batch if change.xid is not None}
+        if xids:
+            # Reads below must see these commits, or they rebuild from the old rows.
+            await self._builder.await_visible(xids)
         ids = await self._builder.resolve([change.event for change in batch], roots_only=roots_only)
         if index_filter is not None:
             ids = [doc_id for doc_id in ids if doc_id.index in index_filter]
