@@ -345,3 +345,14 @@ def test_a_server_without_logical_wal_or_a_role_without_replication_is_an_error(
     ]
     assert "wal_level = logical" in problems[0].message
     assert 'ALTER ROLE "app" REPLICATION;' in problems[1].message
+
+
+def test_a_server_older_than_postgres_13_is_an_error_naming_its_version():
+    from flusso.domain.validation import ServerFacts, diagnose_server
+
+    assert diagnose_server(ServerFacts("logical", "flusso", True, version_num=130000)) == []
+    problems = diagnose_server(ServerFacts("logical", "flusso", True, version_num=120017))
+    assert [(p.index, p.field, p.severity) for p in problems] == [
+        ("source", "server_version", "error"),
+    ]
+    assert "PostgreSQL 12" in problems[0].message and "13 or newer" in problems[0].message

@@ -290,6 +290,10 @@ def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
     return any(d.severity == ERROR for d in diagnostics)
 
 
+MIN_SERVER_VERSION = 130000
+"""PostgreSQL 13: live batches wait for their commits with `pg_visible_in_snapshot`."""
+
+
 @dataclass(frozen=True)
 class ServerFacts:
     """What the source server and role allow: logical decoding needs both."""
@@ -297,11 +301,22 @@ class ServerFacts:
     wal_level: str
     role: str
     can_replicate: bool  # superuser or REPLICATION attribute
+    version_num: int = MIN_SERVER_VERSION  # `server_version_num`, e.g. 150004
+
+
 
 
 def diagnose_server(facts: ServerFacts) -> list[Diagnostic]:
-    """Errors `run` would hit at once: no logical WAL, or a role that may not stream it."""
+    """Errors `run` would hit: a server too old, no logical WAL, or a role that may not
+    stream it."""
     problems: list[Diagnostic] = []
+    if facts.version_num < MIN_SERVER_VERSION:
+        major = facts.version_num // 10000
+        problems.append(Diagnostic(
+            "source", "server_version", "error",
+            f"the server is PostgreSQL {major}; flusso needs PostgreSQL 13 or newer "
+            "(upgrade the server, or point the source at one that is)",
+        ))
     if facts.wal_level != "logical":
         problems.append(Diagnostic(
             "source", "wal_level", "error",

@@ -36,10 +36,14 @@ class PostgresCatalog:
     async def server_facts(self) -> ServerFacts:
         cursor = await self._conn.execute(
             "SELECT current_setting('wal_level'), current_user, "
-            "rolsuper OR rolreplication FROM pg_roles WHERE rolname = current_user"
+            "rolsuper OR rolreplication, current_setting('server_version_num')::int "
+            "FROM pg_roles WHERE rolname = current_user"
         )
-        wal_level, role, can_replicate = await cursor.fetchone()  # type: ignore[misc]
-        return ServerFacts(wal_level=wal_level, role=role, can_replicate=bool(can_replicate))
+        wal_level, role, can_replicate, version = await cursor.fetchone()  # type: ignore[misc]
+        return ServerFacts(
+            wal_level=wal_level, role=role, can_replicate=bool(can_replicate),
+            version_num=int(version),
+        )
 
     async def inspect_coverage(
         self, publication: str, tables: Sequence[TableRef], manage: bool
