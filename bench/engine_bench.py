@@ -24,7 +24,7 @@ import psycopg
 from flusso.adapters.opensearch.codec import ORJSON_CODEC
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.capture import PostgresChangeCapture
-from flusso.app.pipeline.engine import SyncPipeline
+from flusso.app.pipeline.engine import BACKFILL_MAX_CHANGES, SyncPipeline
 from flusso.app.ports import BatchStats, FlushReport
 from flusso.app.status import NullObserver
 from flusso.domain.config.model import (
@@ -293,7 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     orders = users * ORDERS_PER_USER
     print_table(phases, (
         f"engine bench: {users:,} users, {orders:,} orders, {orders * ITEMS_PER_ORDER:,} items "
-        f"(loaded in {load_seconds:.1f}s); batch {args.max_changes} changes; "
+        f"(loaded in {load_seconds:.1f}s); batches of {args.max_changes} live changes "
+        f"and {BACKFILL_MAX_CHANGES:,} snapshot changes; "
         "in-process pipeline into a counting sink"
     ))
     return 0

@@ -271,6 +271,7 @@ class Engine:
     status_interval: float = 0.2
     skip_backfill: bool = False
     max_changes: int = 256
+    backfill_max_changes: int = 1000
     max_delay: float = 0.05
     manage_publication: bool | None = None
     on_error: Callable[[str], Any] | None = None
@@ -304,7 +305,8 @@ class Engine:
         self.pipeline = SyncPipeline(
             self.capture, self.builder, self.sink,
             CompositeObserver(self.status, self.recorder),
-            on_error=on_error, max_changes=self.max_changes, max_delay=self.max_delay,
+            on_error=on_error, max_changes=self.max_changes,
+            backfill_max_changes=self.backfill_max_changes, max_delay=self.max_delay,
             skip_backfill=self.skip_backfill, lag_poll_secs=0.2, **self.pipeline_kwargs,
         )
         self.runs += 1

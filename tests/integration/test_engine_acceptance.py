@@ -734,7 +734,8 @@ async def test_e48_small_batches_flush_caught_up_only_at_the_end(pg_url):
                       "INSERT INTO five SELECT g, 'n' || g FROM generate_series(1, 5) g")
     deployment = Deployment(source=SourceConfig(), indexes=(
         index("five", "five", column("id", "integer"), column("name", "text")),))
-    eng = await Engine(pg_url, deployment, max_changes=2).start()
+    # The snapshot batches by its own size (1,000 by default); the case sets both to 2.
+    eng = await Engine(pg_url, deployment, max_changes=2, backfill_max_changes=2).start()
     try:
         assert [caught_up for _, caught_up in eng.sink.flushes] == [False, False, True]
         assert [s.changes for s in eng.recorder.batches] == [2, 2, 1]

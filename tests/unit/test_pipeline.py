@@ -570,7 +570,7 @@ async def test_cancelling_the_run_cancels_the_capture_and_confirms_nothing_open(
 async def test_a_stop_during_backfill_marks_nothing_seeded_and_never_goes_live():
     world = World()
     sink = GatedSink()
-    engine, status, _ = pipeline(world, sink, max_changes=2)
+    engine, status, _ = pipeline(world, sink, max_changes=2, backfill_max_changes=2)
     sink.gate.clear()
     run = asyncio.create_task(engine.run())
     await sink.flushing.wait()
@@ -585,6 +585,25 @@ async def test_a_stop_during_backfill_marks_nothing_seeded_and_never_goes_live()
     assert sink.seeded_marks == []
     assert world.capture.live_calls == 0
     assert status.snapshot()["phase"] == "backfilling"
+
+
+async def test_backfill_batches_take_up_to_backfill_max_changes_and_live_ones_max_changes():
+    world, sink = World(), InMemorySink()
+    for uid in range(100, 110):
+        world.put(USERS, uid, email=f"{uid}@x.io", status="active", deleted=False, commit=False)
+    for uid in range(100, 105):  # five live changes, queued before the run
+        world.put(USERS, uid, email=f"new{uid}@x.io", status="active", deleted=False)
+    world.capture.end_stream()
+    engine, _, _ = pipeline(world, sink, max_changes=2, backfill_max_changes=6)
+
+    await engine.run()
+
+    sizes = [len(events) for events, _ in world.builder.resolved]
+    snapshot = [len(events) for events, roots in world.builder.resolved if roots]
+    live = [len(events) for events, roots in world.builder.resolved if not roots]
+    assert sum(snapshot) == 14 + 3 and max(snapshot) == 6  # 14 users, 3 orders; batches of 6
+    assert live == [2, 2, 1]
+    assert sizes == snapshot + live
 
 
 # ---------------------------------------------------------------------------
