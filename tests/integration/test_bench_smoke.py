@@ -74,3 +74,12 @@ def test_the_null_sink_answers_bulk_items_and_counts_distinct_ids() -> None:
     assert [next(iter(item)) for item in reply["items"]] == ["index", "index", "delete", "index"]
     assert reply["errors"] is False
     assert sink.stats()["indexes"]["a"] == {"ids": 2, "actions": 4}
+
+
+def test_the_visibility_run_records_bulk_requests_and_counts_misses(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bench import visibility
+
+    assert visibility.main(["--trials", "3", "--burners", "0"]) == 0
+    assert "0 of 3 trials missed" in capsys.readouterr().out
