@@ -11,7 +11,7 @@ searchable. A miss prints what the cluster holds for that id (realtime GET, sear
 after a refresh) and which recorded bulk requests touched it, so a stale build (the
 request went out, without the token) tells apart from a sink that lost a write.
 Before flusso waited for its batches' commits to be visible, this found 6 misses in
-60 trials; since, none (0 of 140).
+60 trials; since, none (0 of 180).
 """
 
 from __future__ import annotations

@@ -66,8 +66,7 @@ def create_fresh(connection: Connection) -> None:
     tables.metadata.create_all(connection)
     for statement in tables.APPEND_ONLY_TRIGGERS:
         connection.exec_driver_sql(statement)
-    now = datetime.now(UTC)
-    created = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    created = tables.stored_timestamp(datetime.now(UTC))
     connection.execute(
         tables.journal_info.insert(),
         [{"key": "schema_version", "value": str(tables.SCHEMA_VERSION)},

@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import SQLAlchemyError
 
 from flusso.adapters.journal.migrate import UnknownJournalSchemaError, upgrade
-from flusso.adapters.journal.tables import lifecycle_events, lifecycle_state
+from flusso.adapters.journal.tables import lifecycle_events, lifecycle_state, stored_timestamp
 from flusso.app.ports import JournalError, JournalRecord, JournalRow
 from flusso.domain.lifecycle import (
     INITIAL,
@@ -47,12 +47,6 @@ _HINT = "point --journal / FLUSSO_JOURNAL at a writable file in an existing dire
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _timestamp(moment: datetime) -> str:
-    """UTC RFC 3339 with milliseconds and `Z`."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 # ---------------------------------------------------------------------------
@@ -245,7 +239,7 @@ class SqliteJournal:
             ev = with_op_id(current, ev, lambda: str(uuid.uuid4()))
             after = apply(current, ev)  # LifecycleError rolls the transaction back
             detail = _json_detail(ev)
-            now = _timestamp(self._clock())
+            now = stored_timestamp(self._clock())
             values = {
                 "recorded_at": now,
                 "run_id": self.run_id,

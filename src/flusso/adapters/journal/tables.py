@@ -6,9 +6,17 @@ They mirror the migrations in top-level `alembic/` (shipped as
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, Table, Text
 
 SCHEMA_VERSION = 1
+
+
+def stored_timestamp(moment: datetime) -> str:
+    """How the journal stores a moment: UTC RFC 3339 with milliseconds and `Z`."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 metadata = MetaData()
 
