@@ -16,7 +16,7 @@ install: $(STAMP)
 
 ## Run flusso on demo data: throwaway Postgres + embedded OpenSearch (osmem-server).
 demo: $(STAMP)
-	$(BIN)/python -m flusso.embedded.demo
+	$(BIN)/python -m devstack.demo
 
 ## The whole test suite (what CI runs).
 test: $(STAMP)
@@ -29,5 +29,5 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.harness
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests devstack bench
 	$(BIN)/lint-imports

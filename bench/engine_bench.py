@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from devstack.postgres import ThrowawayPostgres
 
 from flusso.adapters.opensearch.codec import ORJSON_CODEC
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
@@ -43,7 +44,6 @@ from flusso.domain.config.model import (
 from flusso.domain.documents.change import DocumentOp, Upsert
 from flusso.domain.documents.render import render_document
 from flusso.domain.types import IndexMapping
-from flusso.embedded.postgres import ThrowawayPostgres
 
 ORDERS_PER_USER = 3
 ITEMS_PER_ORDER = 2

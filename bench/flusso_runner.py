@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-
-from flusso.embedded.postgres import free_port
+from devstack.postgres import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,14 +29,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from devstack.opensearch import EmbeddedOpenSearch
+from devstack.postgres import ThrowawayPostgres, free_port
 
 from bench import dataset, pgsync_runner
 from bench.fanout import run_fanout
 from bench.flusso_runner import ROOT, FlussoProcess
 from bench.limit import HttpJson, run_limit
 from bench.procstat import ProcessTreeWatch
-from flusso.embedded.opensearch import EmbeddedOpenSearch
-from flusso.embedded.postgres import ThrowawayPostgres, free_port
 
 DATABASE = "bench"
 # ThrowawayPostgres turns synchronous_commit off for speed; then a commit reaches the WAL

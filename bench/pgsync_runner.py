@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flusso.embedded.postgres import free_port
+from devstack.postgres import free_port
 
 BENCH = Path(__file__).resolve().parent
 VENV = BENCH / ".pgsync-venv"

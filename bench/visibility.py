@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from devstack.opensearch import EmbeddedOpenSearch
+from devstack.postgres import ThrowawayPostgres, free_port
 
 from bench import dataset
 from bench.flusso_runner import FlussoProcess
 from bench.harness import Probe
-from flusso.embedded.opensearch import EmbeddedOpenSearch
-from flusso.embedded.postgres import ThrowawayPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

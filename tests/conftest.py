@@ -7,8 +7,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-
-from flusso.embedded.postgres import ThrowawayPostgres
+from devstack.postgres import ThrowawayPostgres
 
 
 @pytest.fixture(scope="session")

@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from devstack.opensearch import EmbeddedOpenSearch
 from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import NotFoundError
 
 from flusso.adapters.opensearch.client import open_opensearch_client
 from flusso.domain.config.model import OpenSearchSinkConfig, Secret
 from flusso.domain.types import IndexMapping, ResolvedField
-from flusso.embedded.opensearch import EmbeddedOpenSearch
 
 REAL_URL_ENV = "FLUSSO_TEST_OPENSEARCH_URL"
 

@@ -498,7 +498,7 @@ async def test_a_slot_of_another_database_is_refused(fixture_db, postgres_server
 
 
 async def test_an_unreachable_server_is_a_transient_source_error():
-    from flusso.embedded.postgres import free_port
+    from devstack.postgres import free_port
 
     capture = PostgresChangeCapture(
         f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere?connect_timeout=2",

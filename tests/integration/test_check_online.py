@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from devstack.store import load_store
 from tests.conftest import unique_name
 
-from flusso.embedded.store import load_store
 from flusso.entrypoints.cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -280,7 +280,7 @@ def test_a_role_that_may_not_stream_fails_the_check_with_the_grant_to_run(
 
 
 def test_a_server_without_logical_wal_fails_the_check(runner, tmp_path):
-    from flusso.embedded.postgres import throwaway_postgres
+    from devstack.postgres import throwaway_postgres
 
     with throwaway_postgres(settings={"wal_level": "replica"}) as server:
         execute(server.url, PEOPLE_SQL)

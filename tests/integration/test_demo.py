@@ -10,8 +10,7 @@ import sys
 import time
 
 import httpx
-
-from flusso.embedded.postgres import free_port
+from devstack.postgres import free_port
 
 
 def _alive(pid: int) -> bool:
@@ -27,7 +26,7 @@ def test_the_demo_syncs_the_store_and_ctrl_c_leaves_nothing_running(tmp_path):
     log = tmp_path / "demo.log"
     with open(log, "w") as err:
         demo = subprocess.Popen(
-            [sys.executable, "-m", "flusso.embedded.demo", "--trickle", "0.3",
+            [sys.executable, "-m", "devstack.demo", "--trickle", "0.3",
              "--public-port", str(public), "--private-port", str(private)],
             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
         )

@@ -6,8 +6,7 @@ import json
 import urllib.request
 
 import pytest
-
-from flusso.embedded.opensearch import EmbeddedOpenSearch
+from devstack.opensearch import EmbeddedOpenSearch
 
 
 def test_the_embedded_server_listens_on_loopback_and_stops_with_its_context():

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from devstack.postgres import ThrowawayPostgres
 from tests.conftest import unique_name
-
-from flusso.embedded.postgres import ThrowawayPostgres
 
 SCHEMA = """\
 version: 1

@@ -74,6 +74,8 @@ def test_the_wheel_carries_the_json_schemas_the_migrations_and_the_console_scrip
         packaged = "flusso/adapters/journal/migrations/" + path.relative_to(ROOT / "alembic").as_posix()
         assert packaged in names
     assert not any(name.startswith(("tests/", "flusso/tests/")) for name in names)
+    # Demo and test machinery (throwaway Postgres, osmem-server) is not part of the product.
+    assert not any(name.startswith(("devstack/", "flusso/embedded/", "bench/")) for name in names)
 
 
 def _clean_env(**extra: str) -> dict[str, str]:

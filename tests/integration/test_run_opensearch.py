@@ -17,9 +17,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from devstack.postgres import free_port
 from tests.conftest import unique_name
-
-from flusso.embedded.postgres import free_port
 
 SCHEMA = """\
 version: 1

@@ -27,10 +27,10 @@ import httpx
 import psycopg
 import pytest
 from aiohttp import web
+from devstack.postgres import free_port
 from tests.conftest import unique_name
 
 from flusso.adapters.journal.sqlite import SqliteJournal
-from flusso.embedded.postgres import free_port
 from opensearch_fixtures import Recorded, StubOpenSearch
 
 SCHEMA = """\

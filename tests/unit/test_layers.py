@@ -74,3 +74,12 @@ def test_the_domain_imports_no_io_module_of_the_standard_library():
                 if name.split(".")[0] in _IO_STDLIB:
                     offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
+
+
+def test_the_product_never_imports_the_development_stack():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "src" / "flusso").rglob("*.py")
+        if "devstack" in path.read_text()
+    ]
+    assert offenders == []

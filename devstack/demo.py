@@ -19,11 +19,11 @@ from pathlib import Path
 
 import psycopg
 
-from flusso.embedded.opensearch import EmbeddedOpenSearch
-from flusso.embedded.postgres import ThrowawayPostgres, free_port
-from flusso.embedded.store import load_store
+from devstack.opensearch import EmbeddedOpenSearch
+from devstack.postgres import ThrowawayPostgres, free_port
+from devstack.store import load_store
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _say(text: str) -> None:
@@ -79,7 +79,7 @@ def _stop_flusso(flusso: subprocess.Popen[bytes], *, already_signalled: bool) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flusso.embedded.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack.demo", description=__doc__)
     parser.add_argument("--scale", type=int, default=1, help="demo data size (1 = 100 users)")
     parser.add_argument("--trickle", type=float, default=3.0,
                         help="seconds between demo writes; 0 turns them off")

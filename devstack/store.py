@@ -11,7 +11,7 @@ def store_sql(scale: int = 1) -> str:
     """The store's DDL and rows; `scale` multiplies every row count (1 → 100 users)."""
     if scale < 1:
         raise ValueError("scale must be at least 1")
-    text = files("flusso.embedded").joinpath("store.sql").read_text()
+    text = files("devstack").joinpath("store.sql").read_text()
     return text.replace(":scale", str(int(scale)))
 
 
