@@ -1,4 +1,4 @@
-"""The lifecycle journal (sinks spec §3.6): info, append-only events, state per hash alias.
+"""The lifecycle journal: info, append-only events, state per hash alias.
 
 Revision ID: 0001
 Revises:

@@ -1,8 +1,8 @@
-"""`PostgresDocumentBuilder` against a real Postgres loaded with the §10 fixture.
+"""`PostgresDocumentBuilder` against a real Postgres loaded with the store fixture (`fixtures_store`).
 
-Each acceptance case runs its SQL, hands the builder the change events the WAL
-would produce for it (kind, table, key, and R-9 tuple values), and checks the
-ops that `resolve` + `build_many` return.
+Each case runs its SQL, hands the builder the change events the WAL would produce
+for it (kind, table, key, and the old/new tuple values the WAL carries), and checks
+the ops that `resolve` + `build_many` return.
 """
 
 from __future__ import annotations

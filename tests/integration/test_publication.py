@@ -1,4 +1,4 @@
-"""Publication coverage: inspection, the verdict, remediation SQL and ensure (engine spec §4, R-1, R-14)."""
+"""Publication coverage: inspection, the verdict, remediation SQL and ensure."""
 
 from __future__ import annotations
 

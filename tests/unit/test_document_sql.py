@@ -1,4 +1,4 @@
-"""Document SQL shapes generated from the model (engine spec §6.2–§6.8, R-16, R-17)."""
+"""Document SQL shapes generated from the model."""
 
 from __future__ import annotations
 

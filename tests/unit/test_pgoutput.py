@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flusso.adapters.postgres import pgoutput
-from flusso.adapters.postgres.capture import UnkeyableChangeError, plan_events
+from flusso.adapters.postgres.dispatch import UnkeyableChangeError, plan_events
 from flusso.adapters.postgres.pgoutput import (
     UNCHANGED,
     Begin,
@@ -34,7 +34,7 @@ from flusso.adapters.postgres.pgoutput import (
 from flusso.domain.documents.change import TableRef
 
 # ---------------------------------------------------------------------------
-# Test-side encoders (the server's layout, §3.5/§3.7)
+# Test-side encoders (the layout the server sends)
 # ---------------------------------------------------------------------------
 
 
@@ -226,7 +226,7 @@ def test_lsns_format_as_upper_and_lower_hex(lsn, text):
 
 
 # ---------------------------------------------------------------------------
-# Messages → events (§3.8, R-8, R-9)
+# Messages → events (key projection, WAL tuple values)
 # ---------------------------------------------------------------------------
 
 ORDERS = TableRef("public", "orders")

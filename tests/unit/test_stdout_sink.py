@@ -1,4 +1,4 @@
-"""The stdout sink's envelopes (sinks spec §4, acceptance case 47)."""
+"""The stdout sink's envelopes: one JSON line per document operation."""
 
 from __future__ import annotations
 

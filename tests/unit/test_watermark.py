@@ -1,4 +1,4 @@
-"""The per-transaction ack watermark (R-12) and its advance over idle WAL (R-13)."""
+"""The per-transaction ack watermark and its advance over idle WAL."""
 
 from __future__ import annotations
 
@@ -88,6 +88,29 @@ def test_the_watermark_never_moves_backwards():
     committed(watermark, 100, 0)
     watermark.observe_wal_end(50)
     assert watermark.confirmed == 900
+
+
+def test_each_ack_names_its_transactions_end_and_the_open_count_falls_as_they_settle():
+    watermark = AckWatermark()
+    first = committed(watermark, 100, 2)
+    (second,) = committed(watermark, 200, 1)
+    assert [ack.end_lsn for ack in first] == [100, 100] and second.end_lsn == 200
+    assert watermark.outstanding_transactions == 2
+    second.confirm()
+    assert watermark.outstanding_transactions == 2  # settled only behind the first
+    for ack in first:
+        ack.confirm()
+    assert (watermark.outstanding_transactions, watermark.confirmed) == (0, 200)
+
+
+def test_a_keepalive_seen_during_a_transaction_counts_once_it_is_confirmed():
+    watermark = AckWatermark()
+    watermark.begin()
+    watermark.observe_wal_end(5000)
+    (ack,) = watermark.commit(300, 1)
+    assert watermark.confirmed == 0
+    ack.confirm()
+    assert watermark.confirmed == 5000
 
 
 def test_confirmations_from_many_threads_all_count():

@@ -1,4 +1,4 @@
-"""`SqliteJournal`: the lifecycle journal in a local SQLite file (sinks spec §3.6).
+"""`SqliteJournal`: the lifecycle journal in a local SQLite file.
 
 WAL mode, `synchronous=FULL`, one `BEGIN IMMEDIATE` transaction per event. The engine
 is opened (and a corrupt file set aside) by `open_journal_engine`; the journal itself

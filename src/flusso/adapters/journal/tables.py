@@ -1,4 +1,4 @@
-"""SQLAlchemy Core tables of the lifecycle journal (sinks spec §3.6).
+"""SQLAlchemy Core tables of the lifecycle journal.
 
 They mirror the migrations in top-level `alembic/` (shipped as
 `flusso.adapters.journal.migrations`); a schema change is a new migration, never an edit here alone.

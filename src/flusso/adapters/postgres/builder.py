@@ -1,10 +1,11 @@
 """`PostgresDocumentBuilder`: changed rows → affected document ids → documents, in SQL.
 
 Documents are assembled server-side in one statement per batch of up to 512
-root keys (engine spec §6); reverse resolution walks relation paths back to
-the root with one `= ANY($1::type[])` lookup per distinct hop and batch (§7).
-Key values travel as Postgres text and are typed once, by `canonical_key_value`,
-with the root primary key's type (R-7).
+root keys; reverse resolution walks relation paths back to the root with one
+`= ANY($1::type[])` lookup per distinct hop and batch. Key values travel as
+Postgres text and are typed once, by `canonical_key_value`, with the root primary
+key's type: typed by the foreign key's instead (an `int` pointing at a `bigint`),
+an id would match no document and a live update would turn into a tombstone.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def _dedup(values: Sequence[str]) -> list[str]:
 
 
 class PostgresDocumentBuilder:
-    """The `DocumentBuilder` port over one Postgres database (engine spec §6–§7)."""
+    """The `DocumentBuilder` port over one Postgres database."""
 
     def __init__(self, url: str, deployment: Deployment, *, pool_size: int = 4) -> None:
         self._url = url
@@ -156,7 +157,8 @@ class PostgresDocumentBuilder:
     async def _connect(self) -> psycopg.AsyncConnection:
         try:
             conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
-            # Results must not depend on the server's defaults (§6.9).
+            # Results must not depend on the server's defaults (timestamps and bytea
+            # would otherwise come back in whatever form the server is configured for).
             await conn.execute("SET TimeZone = 'UTC'")
             await conn.execute("SET bytea_output = 'hex'")
         except psycopg.Error as exc:
@@ -403,7 +405,11 @@ class PostgresDocumentBuilder:
         return list(seen)
 
     def _start_walk(self, index: str, path: ResolutionPath, event: ChangeEvent) -> _Walk:
-        """The first hop's inputs come from the event key; R-9 tuple values are direct parents."""
+        """The first hop's inputs come from the event key; tuple values the WAL carried are direct parents.
+
+        The old tuple names the parent a deleted or moved child belonged to, which a
+        lookup of the current row can no longer find.
+        """
         hop = path.hops[0]
         walk = _Walk(index, path)
         key = [(column, _text(value)) for column, value in event.key]

@@ -1,4 +1,4 @@
-"""Catalog lookups for document SQL and reverse resolution (engine spec §6.1): keys and column types.
+"""Catalog lookups for document SQL and reverse resolution: keys and column types.
 
 Each table is read once per `CatalogCache` (all its columns in one query); the
 builder keeps one cache for its lifetime. `column_facts` is the same lookup for
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from flusso.adapters.postgres.connection import driver_hint
+from flusso.adapters.postgres.quoting import qualified
 from flusso.app.ports import SourceError, SourceUnavailableError
 
 _COLUMNS_SQL = (
@@ -39,13 +40,6 @@ class ColumnInfo:
     is_enum: bool
 
 
-def regclass_text(db_schema: str, table: str) -> str:
-    def quote(name: str) -> str:
-        return '"' + name.replace('"', '""') + '"'
-
-    return f"{quote(db_schema)}.{quote(table)}"
-
-
 def query_error(exc: psycopg.Error, what: str) -> SourceError:
     """Translate a driver error once, keeping the cause."""
     if isinstance(exc, psycopg.OperationalError):
@@ -71,11 +65,15 @@ def query_error(exc: psycopg.Error, what: str) -> SourceError:
 async def _table_columns(
     conn: psycopg.AsyncConnection, db_schema: str, table: str
 ) -> dict[str, ColumnInfo] | None:
-    name = regclass_text(db_schema, table)
-    exists = await (await conn.execute(_EXISTS_SQL, (name,))).fetchone()
-    if not exists or not exists[0]:
-        return None
-    rows = await (await conn.execute(_COLUMNS_SQL, (name,))).fetchall()
+    """Every column of the table in column order; None when the table does not exist."""
+    name = qualified(db_schema, table)
+    try:
+        exists = await (await conn.execute(_EXISTS_SQL, (name,))).fetchone()
+        if not exists or not exists[0]:
+            return None
+        rows = await (await conn.execute(_COLUMNS_SQL, (name,))).fetchall()
+    except psycopg.Error as exc:
+        raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
     return {
         row[0]: ColumnInfo(sql_type=row[1], nullable=not row[2], type_oid=int(row[3]), is_enum=bool(row[4]))
         for row in rows
@@ -86,10 +84,7 @@ async def column_facts(
     conn: psycopg.AsyncConnection, db_schema: str, table: str
 ) -> dict[str, tuple[str, bool, bool]] | None:
     """Column → (format_type, nullable, is_enum) in column order; None when the table is missing."""
-    try:
-        columns = await _table_columns(conn, db_schema, table)
-    except psycopg.Error as exc:
-        raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
+    columns = await _table_columns(conn, db_schema, table)
     if columns is None:
         return None
     return {name: (info.sql_type, info.nullable, info.is_enum) for name, info in columns.items()}
@@ -108,10 +103,7 @@ class CatalogCache:
         cached = self._columns.get((db_schema, table))
         if cached is not None:
             return cached
-        try:
-            columns = await _table_columns(conn, db_schema, table)
-        except psycopg.Error as exc:
-            raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
+        columns = await _table_columns(conn, db_schema, table)
         if columns is None:
             raise SourceError(
                 f"table {db_schema}.{table} does not exist",
@@ -140,7 +132,7 @@ class CatalogCache:
             return cached
         await self.columns(conn, db_schema, table)  # a clear error for a missing table
         try:
-            cursor = await conn.execute(_PRIMARY_KEY_SQL, (regclass_text(db_schema, table),))
+            cursor = await conn.execute(_PRIMARY_KEY_SQL, (qualified(db_schema, table),))
             rows = await cursor.fetchall()
         except psycopg.Error as exc:
             raise query_error(exc, f"reading the primary key of {db_schema}.{table}") from exc

@@ -1,4 +1,4 @@
-"""One parsed conninfo for every Postgres connection flusso opens (engine spec R-3).
+"""One parsed conninfo for every Postgres connection flusso opens.
 
 Admin, snapshot and replication connections are all built from the same
 parameters, so `sslmode` and friends apply to the WAL stream too.

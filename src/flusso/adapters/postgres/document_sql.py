@@ -1,4 +1,4 @@
-"""Document and reverse-lookup SQL (engine spec §6.2–§6.8, §7.2), generated from the model.
+"""Document and reverse-lookup SQL, generated from the model.
 
 Pure: every function here is a function of the index schema and the catalog
 facts it is handed (primary keys of relation tables, `format_type` names of
@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from flusso.adapters.postgres.quoting import qualified, quote_ident, quote_literal
 from flusso.app.ports import SourceError
 from flusso.domain.config.model import (
     Aggregate,
@@ -50,18 +51,6 @@ _COMPARISON_SQL = {
     "eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">=",
     "like": "LIKE", "ilike": "ILIKE",
 }
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def qualified(db_schema: str, table: str) -> str:
-    return f"{quote_ident(db_schema)}.{quote_ident(table)}"
 
 
 def _col(alias: str, column: str) -> str:
@@ -131,7 +120,7 @@ def _default_literal(value: Value) -> str | None:
 
 
 def json_text(value: Value) -> str:
-    """A YAML value as JSON text, numbers exact (R-16 typed constants)."""
+    """A YAML value as JSON text, numbers exact: a constant `5` or `true` keeps its JSON type."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -255,94 +244,88 @@ class _Generator:
     def join(self, join: Join, parent: str, parent_pk: str | None) -> str:
         kind = join.kind
         if isinstance(kind, BelongsTo):
+            # The parent row points at the related row's primary key; no order applies.
             target_pk = self.pk_of(join.table)
-            alias = self.alias()
-            obj = self.object(join.fields, alias, target_pk)
-            filters = self.filters(join.filters, alias, join.table)
-            return (
-                f"(SELECT {obj} FROM {self.table(join.table)} AS {quote_ident(alias)} "
-                f"WHERE {_col(alias, target_pk)} = {_col(parent, kind.column)}{filters} LIMIT 1)"
-            )
+            return self.single_row(join, target_pk, _col(parent, kind.column), ordered=False)
         ppk = self.require_pk(parent_pk)
         if isinstance(kind, HasOne):
-            child_pk = self.pk_of(join.table)
-            alias = self.alias()
-            obj = self.object(join.fields, alias, child_pk)
-            filters = self.filters(join.filters, alias, join.table)
-            return (
-                f"(SELECT {obj} FROM {self.table(join.table)} AS {quote_ident(alias)} "
-                f"WHERE {_col(alias, kind.foreign_key)} = {_col(parent, ppk)}{filters}"
-                f"{self.order(join.order_by, alias)} LIMIT 1)"
-            )
+            return self.single_row(join, kind.foreign_key, _col(parent, ppk), ordered=True)
+        if not isinstance(kind, HasMany | ManyToMany):  # pragma: no cover - no other kind
+            raise SourceError(f"unsupported join kind {kind!r}")
+        derived = self.alias()
+        obj = self.object(join.fields, derived, self.pk_of(join.table))
+        row = self.alias()
         limit = f" LIMIT {join.limit}" if join.limit is not None else ""
         if isinstance(kind, HasMany):
-            child_pk = self.pk_of(join.table)
-            derived = self.alias()
-            obj = self.object(join.fields, derived, child_pk)
-            inner = self.alias()
-            filters = self.filters(join.filters, inner, join.table)
-            inner_sql = (
-                f"SELECT {quote_ident(inner)}.* FROM {self.table(join.table)} AS {quote_ident(inner)} "
-                f"WHERE {_col(inner, kind.foreign_key)} = {_col(parent, ppk)}{filters}"
-                f"{self.order(join.order_by, inner)}{limit}"
-            )
-        elif isinstance(kind, ManyToMany):
+            source = f"{self.table(join.table)} AS {quote_ident(row)}"
+            match = _col(row, kind.foreign_key)
+        else:
             through = kind.through
-            far_pk = self.pk_of(join.table)
-            derived = self.alias()
-            obj = self.object(join.fields, derived, far_pk)
-            far = self.alias()
             junction = self.alias()
-            filters = self.filters(join.filters, far, join.table)
-            inner_sql = (
-                f"SELECT {quote_ident(far)}.* FROM {self.table(join.table)} AS {quote_ident(far)} "
+            source = (
+                f"{self.table(join.table)} AS {quote_ident(row)} "
                 f"JOIN {self.table(through.table)} AS {quote_ident(junction)} "
-                f"ON {_col(junction, through.right_key)} = {_col(far, far_pk)} "
-                f"WHERE {_col(junction, through.left_key)} = {_col(parent, ppk)}{filters}"
-                f"{self.order(join.order_by, far)}{limit}"
+                f"ON {_col(junction, through.right_key)} = {_col(row, self.pk_of(join.table))}"
             )
-        else:  # pragma: no cover - the model admits no other join kind
-            raise SourceError(f"unsupported join kind {kind!r}")
+            match = _col(junction, through.left_key)
+        filters = self.filters(join.filters, row, join.table)
+        inner_sql = (
+            f"SELECT {quote_ident(row)}.* FROM {source} "
+            f"WHERE {match} = {_col(parent, ppk)}{filters}"
+            f"{self.order(join.order_by, row)}{limit}"
+        )
         return (
             f"(SELECT coalesce(json_agg({obj}{self.order(join.order_by, derived)}), '[]'::json) "
             f"FROM ({inner_sql}) AS {quote_ident(derived)})"
         )
 
+    def single_row(self, join: Join, match: str, parent_value: str, *, ordered: bool) -> str:
+        """The first related row whose `match` column equals `parent_value`, as an object (or null)."""
+        row_pk = self.pk_of(join.table)
+        alias = self.alias()
+        obj = self.object(join.fields, alias, row_pk)
+        filters = self.filters(join.filters, alias, join.table)
+        order = self.order(join.order_by, alias) if ordered else ""
+        return (
+            f"(SELECT {obj} FROM {self.table(join.table)} AS {quote_ident(alias)} "
+            f"WHERE {_col(alias, match)} = {parent_value}{filters}{order} LIMIT 1)"
+        )
+
     def aggregate(self, agg: Aggregate, parent: str, parent_pk: str | None) -> str:
         ppk = self.require_pk(parent_pk)
         key = agg.key
+        if isinstance(key, Through) and agg.op == "ids" and not agg.filters:
+            # The far rows' ids are the junction's right keys: the far table is not read.
+            junction = self.alias()
+            return (
+                f"(SELECT {self.ids(junction, key.right_key)} "
+                f"FROM {self.table(key.table)} AS {quote_ident(junction)} "
+                f"WHERE {_col(junction, key.left_key)} = {_col(parent, ppk)})"
+            )
         if isinstance(key, ForeignKey):
             alias = self.alias()
             fn = (
                 self.ids(alias, self.pk_of(agg.table)) if agg.op == "ids"
                 else self.fold(agg, alias)
             )
-            filters = self.filters(agg.filters, alias, agg.table)
-            return (
-                f"(SELECT {fn} FROM {self.table(agg.table)} AS {quote_ident(alias)} "
-                f"WHERE {_col(alias, key.column)} = {_col(parent, ppk)}{filters})"
-            )
-        if isinstance(key, Through):
-            if agg.op == "ids" and not agg.filters:
-                junction = self.alias()
-                return (
-                    f"(SELECT {self.ids(junction, key.right_key)} "
-                    f"FROM {self.table(key.table)} AS {quote_ident(junction)} "
-                    f"WHERE {_col(junction, key.left_key)} = {_col(parent, ppk)})"
-                )
+            source = f"{self.table(agg.table)} AS {quote_ident(alias)}"
+            match = _col(alias, key.column)
+        elif isinstance(key, Through):
             far_pk = self.pk_of(agg.table)
             alias = self.alias()
             junction = self.alias()
-            # R-17: `ids` with filters joins the far table so the filters apply.
+            # `ids` with filters joins the far table, or its filters would be silently ignored.
             fn = self.ids(junction, key.right_key) if agg.op == "ids" else self.fold(agg, alias)
-            filters = self.filters(agg.filters, alias, agg.table)
-            return (
-                f"(SELECT {fn} FROM {self.table(agg.table)} AS {quote_ident(alias)} "
+            source = (
+                f"{self.table(agg.table)} AS {quote_ident(alias)} "
                 f"JOIN {self.table(key.table)} AS {quote_ident(junction)} "
-                f"ON {_col(junction, key.right_key)} = {_col(alias, far_pk)} "
-                f"WHERE {_col(junction, key.left_key)} = {_col(parent, ppk)}{filters})"
+                f"ON {_col(junction, key.right_key)} = {_col(alias, far_pk)}"
             )
-        raise SourceError(f"unsupported aggregate key {key!r}")  # pragma: no cover
+            match = _col(junction, key.left_key)
+        else:  # pragma: no cover - the model admits no other key
+            raise SourceError(f"unsupported aggregate key {key!r}")
+        filters = self.filters(agg.filters, alias, agg.table)
+        return f"(SELECT {fn} FROM {source} WHERE {match} = {_col(parent, ppk)}{filters})"
 
     @staticmethod
     def ids(alias: str, column: str) -> str:
@@ -396,7 +379,11 @@ class _Generator:
 
 
 def _field_column(fields: Sequence[Field], name: str) -> str | None:
-    """The column behind a root-row field (top level or inside `object` groups, R-19)."""
+    """The column behind a root-row field (top level or inside `object` groups).
+
+    Only root-row fields count: a joined field names a column of another table, which
+    on the root row would be missing or mean something else.
+    """
     for f in fields:
         if f.name == name and isinstance(f.source, ColumnSource):
             return f.source.column
@@ -458,7 +445,7 @@ def plan_document_sql(schema: IndexSchema, facts: CatalogFacts) -> DocumentSql:
 
 
 # ---------------------------------------------------------------------------
-# Reverse lookups (§7.2)
+# Reverse lookups (one hop of reverse resolution)
 # ---------------------------------------------------------------------------
 
 

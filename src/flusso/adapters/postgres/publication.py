@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 
 from flusso.adapters.postgres.connection import driver_hint, translate
+from flusso.adapters.postgres.quoting import quote_ident, quote_table
 from flusso.app.ports import SourceError
 from flusso.domain.documents.change import TableRef
 
@@ -45,14 +46,6 @@ class Coverage:
         }
 
 
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_table(table: TableRef) -> str:
-    return f"{quote_ident(table.schema)}.{quote_ident(table.name)}"
-
-
 def plan_publication_sql(exists: bool, publication: str, tables: Sequence[TableRef]) -> str:
     """`CREATE PUBLICATION … FOR TABLE …;` or `ALTER PUBLICATION … ADD TABLE …;` in sorted order."""
     listed = ", ".join(quote_table(t) for t in sorted(tables))
@@ -73,7 +66,11 @@ WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
 
 
 def _addressable(has_pk: bool, has_identity_index: bool, identity: str) -> bool:
-    """R-14: UPDATE/DELETE on a published table need a key the WAL can carry."""
+    """Whether the WAL can carry a key for the table's rows.
+
+    Postgres refuses UPDATE and DELETE on a published table without one, so
+    publishing it would break the application's own writes.
+    """
     if identity == "f":
         return True
     if identity == "i":
@@ -166,7 +163,8 @@ async def _inspect(
         manageable = owns_all_missing and can_create
     if manageable:
         ownership_blockers.clear()
-    # R-14: flusso never publishes a table it cannot address, whoever runs it.
+    # flusso never publishes a table it cannot address, whoever runs it: the
+    # application's UPDATE and DELETE on it would start failing.
     if keyless_blockers:
         manageable = False
     blockers = tuple(ownership_blockers + keyless_blockers)

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from flusso.adapters.postgres.connection import connect_admin, translate
-from flusso.adapters.postgres.publication import quote_ident, quote_table
+from flusso.adapters.postgres.quoting import quote_ident, quote_table
 from flusso.app.ports import Change, NoAck
 from flusso.domain.documents.change import ChangeEvent, TableRef
 from flusso.domain.documents.keys import canonical_key_value

@@ -1,4 +1,4 @@
-"""The per-transaction ack watermark (engine spec §3.9, R-12 and R-13).
+"""The per-transaction ack watermark: which replication position may be reported as flushed.
 
 Pure bookkeeping, no I/O. The replication task registers transactions as they
 commit; acks confirm from any thread; feedback reads `confirmed` at each send.
@@ -70,7 +70,11 @@ class AckWatermark:
         return [TransactionAck(self, seq, end_lsn) for _ in range(changes)]
 
     def observe_wal_end(self, wal_end: int) -> None:
-        """A keepalive reported the server's WAL end (R-13)."""
+        """A keepalive reported the server's WAL end.
+
+        Confirming it when nothing is outstanding lets the slot move over WAL that
+        touched no indexed table; otherwise the slot would pin WAL and lag would grow.
+        """
         with self._lock:
             self._wal_end = max(self._wal_end, wal_end)
             self._settle()

@@ -1,4 +1,4 @@
-"""`StdoutSink`: one JSON envelope per document operation on a text stream (sinks spec §4).
+"""`StdoutSink`: one JSON envelope per document operation on a text stream.
 
 Writes are emitted at once; `flush` only flushes the stream and never rejects.
 Seeding operations keep the port defaults: never seeded, so a backfill runs each start.
