@@ -1,4 +1,4 @@
-"""The engine spec's §10 fixture: the store tables, both index schemas and the seeded documents.
+"""The store fixture: its tables, both index schemas (users, orders) and the seeded documents.
 
 Reusable by any test: `STORE_SQL` loads the tables and rows, `users_schema()` and
 `orders_schema()` are the two index schemas as model objects, `store_deployment()`
