@@ -14,6 +14,7 @@ from flusso.domain.config.model import (
     TRANSFORMS,
     VALUE_OPS,
     Aggregate,
+    AwsSigV4,
     BelongsTo,
     ColumnSource,
     Comparison,
@@ -38,6 +39,7 @@ from flusso.domain.config.model import (
     RawFilter,
     Secret,
     ServerConfig,
+    SinkSecurity,
     SoftDelete,
     SourceConfig,
     StdoutSinkConfig,
@@ -54,6 +56,7 @@ names = st.from_regex(r"[a-z_][a-z0-9_]{0,7}", fullmatch=True)
 optional = st.none().__or__
 
 secrets = st.one_of(st.builds(Secret, env=names), st.builds(Secret, value=text))
+references = st.one_of(st.builds(Secret, env=names), st.builds(Secret, file=text))
 
 scalars = st.one_of(
     st.none(),
@@ -242,6 +245,18 @@ sinks = st.one_of(
         refresh_interval=text,
         text_analysis=st.sampled_from(["builtin", "icu"]),
         auto_subfields=st.booleans(),
+        security=st.builds(
+            SinkSecurity,
+            tls_ca_file=optional(text),
+            tls_cert_file=optional(text),
+            tls_key_file=optional(text),
+            tls_verify_hostname=st.booleans(),
+            api_key=optional(references),
+            bearer_token=optional(references),
+            aws_sigv4=optional(
+                st.builds(AwsSigV4, region=text, service=st.sampled_from(["es", "aoss"]))
+            ),
+        ),
     ),
 )
 connections = optional(

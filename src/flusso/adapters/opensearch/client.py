@@ -1,12 +1,20 @@
-"""Building the async OpenSearch client the sink talks through (sinks spec §2.12)."""
+"""Building the async OpenSearch client the sink talks through: TLS, authentication and
+the Serverless dialect come from `security.py`; no retries of the library's own."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opensearchpy import AsyncOpenSearch, JSONSerializer
+from opensearchpy import AsyncHttpConnection, AsyncOpenSearch, AsyncTransport, JSONSerializer
 
 from flusso.adapters.opensearch.codec import ORJSON_CODEC
+from flusso.adapters.opensearch.security import (
+    ConnectionSecurity,
+    ServerlessTransport,
+    auth_headers,
+    sigv4_signer,
+    tls_context,
+)
 
 
 class FastJSONSerializer(JSONSerializer):
@@ -30,21 +38,43 @@ def open_opensearch_client(
     password: str | None = None,
     tls_verify: bool = True,
     timeout_secs: float = 30,
+    *,
+    security: ConnectionSecurity | None = None,
 ) -> AsyncOpenSearch:
     """A client for `url` (its path prefix kept) with the library's own retries off.
 
     flusso retries bulk requests itself with its own schedule; no other call retries.
-    A username alone authenticates with an empty password; a password alone means no
-    auth (kept upstream quirk). Opens no connection until the first request.
+    `security` carries every TLS and authentication setting; without it, `username`,
+    `password` and `tls_verify` make a basic-auth one. A username alone authenticates
+    with an empty password; a password alone means no auth (kept upstream quirk).
+    Reads the TLS files and finds AWS credentials now (a bad one raises ConfigError
+    naming the key); opens no connection until the first request.
     """
-    auth = (username, password or "") if username is not None else None
+    if security is None:
+        security = ConnectionSecurity(username=username, password=password, tls_verify=tls_verify)
+    host = url.strip().rstrip("/")
+    options: dict[str, Any] = {}
+    context = tls_context(security, host)
+    if context is not None:
+        options["ssl_context"] = context
+    else:
+        options["ssl_show_warn"] = False
+    headers = auth_headers(security)
+    if headers:
+        options["headers"] = headers
+    transport_class: type[AsyncTransport] = AsyncTransport
+    if security.aws_sigv4 is not None:
+        # Only this connection class calls a request signer; the default one ignores it.
+        options["http_auth"] = sigv4_signer(security.aws_sigv4, security.sink)
+        options["connection_class"] = AsyncHttpConnection
+        if security.aws_sigv4.serverless:
+            transport_class = ServerlessTransport
     return AsyncOpenSearch(
-        hosts=[url.strip().rstrip("/")],
-        http_auth=auth,
-        verify_certs=tls_verify,
-        ssl_show_warn=False,
+        hosts=[host],
+        transport_class=transport_class,
         timeout=timeout_secs,
         max_retries=0,
         retry_on_timeout=False,
         serializer=FastJSONSerializer(),
+        **options,
     )

@@ -77,7 +77,7 @@ def describe_failure(
     """
     where = destination(sink, url)
     suffix = f" ({where})" if where else ""
-    hint = failure_hint(exc, sink)
+    hint = failure_hint(exc, sink, url)
     if isinstance(exc, TransportConnectionError) or (
         isinstance(exc, TransportError) and exc.status_code in TRANSIENT_ITEM_STATUSES
     ):
@@ -92,17 +92,41 @@ def describe_failure(
     return SinkWriteError(f"{context}: {exc}{suffix}", hint=hint)
 
 
-def failure_hint(exc: Exception, sink: str = "") -> str | None:
+def failure_hint(exc: Exception, sink: str = "", url: str = "") -> str | None:
     """What to change for a failed call, when the failure says so (TLS, credentials, reach)."""
     table = f"[sinks.{sink}]" if sink else "the sink's config"
     if isinstance(exc, TransportConnectionError):
         cause = exc.info
         kind = type(cause).__name__ if isinstance(cause, BaseException) else ""
         text = f"{kind} {exc.error}".lower()
+        if "mismatch" in text and "certificate" in text:
+            return (
+                f"the server's TLS certificate names another host: use the host name it was "
+                f"issued for in the url under {table}, or set tls_verify_hostname = false there"
+            )
+        if "certificate_verify_failed" in text or "certificate verify failed" in text:
+            return (
+                f"the server's TLS certificate is not trusted: set tls_ca_file under {table} "
+                "to the PEM bundle of the CA that signed it (or install that CA on this "
+                "host); tls_verify = false turns the check off (testing only)"
+            )
+        if "certificate required" in text or "bad certificate" in text or "unknown ca" in text:
+            return (
+                f"the server wants a client certificate it trusts: set tls_cert_file and "
+                f"tls_key_file under {table}"
+            )
         if "certificate" in text:
             return (
-                f"the server's TLS certificate is not trusted: install its CA on this host, "
-                f"or set tls_verify = false under {table} (testing only)"
+                f"the TLS handshake failed over a certificate: check tls_ca_file, "
+                f"tls_cert_file and tls_key_file under {table}"
+            )
+        if "disconnected" in text and url.strip().lower().startswith("https"):
+            # Under TLS 1.3 a server that wants a client certificate checks it after the
+            # handshake and just hangs up.
+            return (
+                f"the server closed the TLS connection: if it requires mutual TLS, set "
+                f"tls_cert_file and tls_key_file under {table}; otherwise check that "
+                "OpenSearch is running at the url"
             )
         if "ssl" in kind.lower() or "wrong_version_number" in text:
             return (

@@ -470,7 +470,7 @@ def _actions(op: DocumentOp, targets: Sequence[str]) -> list[BulkAction]:
 def _bulk_failure(exc: TransportError, sink: str, url: str) -> SinkWriteError:
     where = destination(sink, url)
     suffix = f" ({where})" if where else ""
-    hint = failure_hint(exc, sink)
+    hint = failure_hint(exc, sink, url)
     hint = f"{hint}; {_BULK_HINT}" if hint else _BULK_HINT
     if isinstance(exc, TransportConnectionError):
         return SinkUnavailableError(

@@ -38,6 +38,12 @@ from flusso.domain.config.model import (
     SourceConfig,
     StdoutSinkConfig,
 )
+from flusso.domain.config.sink_security import (
+    AWS_SIGV4_KEYS,
+    AwsSigV4File,
+    SecretRef,
+    convert_security,
+)
 from flusso.domain.config.suggest import did_you_mean
 from flusso.domain.errors import ConfigError
 
@@ -167,6 +173,14 @@ class _OpenSearchFile(_File):
     refresh_interval: str = "10s"
     text_analysis: Literal["builtin", "icu"] = "builtin"
     auto_subfields: bool = True
+    # Connection security (sink_security.py converts and checks them).
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify_hostname: bool = True
+    api_key: SecretRef | None = None
+    bearer_token: SecretRef | None = None
+    aws_sigv4: AwsSigV4File | None = None
 
 
 class _StdoutFile(_File):
@@ -330,6 +344,8 @@ def _allowed(loc: tuple[Any, ...]) -> tuple[str, ...]:
         return CONNECTION_PART_KEYS
     if head[0] == "sinks" and len(head) == 3:
         return OPENSEARCH_SINK_KEYS if head[2] == "opensearch" else STDOUT_SINK_KEYS
+    if head[0] == "sinks" and head[3:] == ("aws_sigv4",):
+        return AWS_SIGV4_KEYS
     if head[0] == "index":
         return INDEX_KEYS
     if head[0] == "server":
@@ -469,7 +485,7 @@ def _convert(file: _ConfigFile, path: str) -> tuple[Deployment, list[_IndexPlan]
                     hint="sink names are compared after trimming and lowercasing; rename one",
                 )
             )
-        sinks[name] = _sink(sink)
+        sinks[name] = _sink(sink, written, path, problems)
 
     indexes: list[_IndexPlan] = []
     seen: set[str] = set()
@@ -528,9 +544,15 @@ def _source(source: _SourceFile) -> SourceConfig:
     return SourceConfig(connection=connection, manage_publication=source.manage_publication)
 
 
-def _sink(sink: _OpenSearchFile | _StdoutFile) -> SinkConfig:
+def _sink(
+    sink: _OpenSearchFile | _StdoutFile, written: str, path: str, problems: list[ConfigError]
+) -> SinkConfig:
     if isinstance(sink, _StdoutFile):
         return StdoutSinkConfig(pretty=sink.pretty)
+    security, found = convert_security(
+        sink, basic_auth=sink.username is not None, section=f"[sinks.{written}]", path=path
+    )
+    problems.extend(found)
     return OpenSearchSinkConfig(
         url=sink.url,
         username=sink.username,
@@ -546,6 +568,7 @@ def _sink(sink: _OpenSearchFile | _StdoutFile) -> SinkConfig:
         refresh_interval=sink.refresh_interval,
         text_analysis=sink.text_analysis,
         auto_subfields=sink.auto_subfields,
+        security=security,
     )
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flusso.domain.config.model import (
     Aggregate,
+    AwsSigV4,
     BelongsTo,
     ColumnSource,
     Comparison,
@@ -47,6 +48,7 @@ from flusso.domain.config.model import (
     Secret,
     ServerConfig,
     SinkConfig,
+    SinkSecurity,
     SoftDelete,
     Source,
     SourceConfig,
@@ -73,6 +75,7 @@ class _Lock(BaseModel):
 class _SecretLock(_Lock):
     env: str | None = None
     value: str | None = None
+    file: str | None = None
 
 
 class _PartsLock(_Lock):
@@ -94,6 +97,11 @@ class _SourceLock(_Lock):
     manage_publication: bool = True
 
 
+class _AwsSigV4Lock(_Lock):
+    region: str
+    service: Literal["es", "aoss"]
+
+
 class _OpenSearchLock(_Lock):
     url: _SecretLock
     username: _SecretLock | None = None
@@ -109,6 +117,14 @@ class _OpenSearchLock(_Lock):
     refresh_interval: str
     text_analysis: Literal["builtin", "icu"]
     auto_subfields: bool
+    # Connection security: omitted when at their defaults; secrets only as references.
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify_hostname: bool = True
+    api_key: _SecretLock | None = None
+    bearer_token: _SecretLock | None = None
+    aws_sigv4: _AwsSigV4Lock | None = None
 
 
 class _StdoutLock(_Lock):
@@ -214,7 +230,27 @@ def _drop_none(mapping: dict[str, JSON]) -> dict[str, JSON]:
 def _encode_secret(secret: Secret | None) -> JSON:
     if secret is None:
         return None
-    return {"env": secret.env} if secret.env is not None else {"value": secret.value or ""}
+    if secret.env is not None:
+        return {"env": secret.env}
+    if secret.file is not None:
+        return {"file": secret.file}
+    return {"value": secret.value or ""}
+
+
+def _encode_security(security: SinkSecurity) -> dict[str, JSON]:
+    """The security keys that differ from their defaults (none for a plain sink)."""
+    aws = security.aws_sigv4
+    return _drop_none(
+        {
+            "tls_ca_file": security.tls_ca_file,
+            "tls_cert_file": security.tls_cert_file,
+            "tls_key_file": security.tls_key_file,
+            "tls_verify_hostname": None if security.tls_verify_hostname else False,
+            "api_key": _encode_secret(security.api_key),
+            "bearer_token": _encode_secret(security.bearer_token),
+            "aws_sigv4": None if aws is None else {"region": aws.region, "service": aws.service},
+        }
+    )
 
 
 def _encode_source(source: SourceConfig) -> JSON:
@@ -263,6 +299,7 @@ def _encode_sink(sink: SinkConfig) -> JSON:
                 "refresh_interval": sink.refresh_interval,
                 "text_analysis": sink.text_analysis,
                 "auto_subfields": sink.auto_subfields,
+                **_encode_security(sink.security),
             }
         )
     }
@@ -458,9 +495,28 @@ def _decode_config(config: _ConfigLock) -> Deployment:
 
 
 def _decode_secret(secret: _SecretLock, where: str) -> Secret:
-    if (secret.env is None) == (secret.value is None):
-        raise _Malformed(f"{where}: expected exactly one of `env` or `value`")
-    return Secret(env=secret.env, value=secret.value)
+    if sum(part is not None for part in (secret.env, secret.value, secret.file)) != 1:
+        raise _Malformed(f"{where}: expected exactly one of `env`, `value` or `file`")
+    return Secret(env=secret.env, value=secret.value, file=secret.file)
+
+
+def _decode_security(body: _OpenSearchLock, where: str) -> SinkSecurity:
+    aws = body.aws_sigv4
+    for key in ("api_key", "bearer_token"):
+        secret = getattr(body, key)
+        if secret is not None and secret.value is not None:
+            raise _Malformed(f"{where}.{key}: a secret is kept only as an `env` or `file` reference")
+    return SinkSecurity(
+        tls_ca_file=body.tls_ca_file,
+        tls_cert_file=body.tls_cert_file,
+        tls_key_file=body.tls_key_file,
+        tls_verify_hostname=body.tls_verify_hostname,
+        api_key=None if body.api_key is None else _decode_secret(body.api_key, where),
+        bearer_token=None
+        if body.bearer_token is None
+        else _decode_secret(body.bearer_token, where),
+        aws_sigv4=None if aws is None else AwsSigV4(region=aws.region, service=aws.service),
+    )
 
 
 def _decode_source(source: _SourceLock) -> SourceConfig:
@@ -506,6 +562,7 @@ def _decode_sink(name: str, sink: _SinkLock) -> SinkConfig:
         refresh_interval=body.refresh_interval,
         text_analysis=body.text_analysis,
         auto_subfields=body.auto_subfields,
+        security=_decode_security(body, where),
     )
 
 

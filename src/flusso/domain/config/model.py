@@ -291,7 +291,8 @@ class IndexSchema:
 
 @dataclass(frozen=True, repr=False)
 class Secret:
-    """A value from the config that may be secret: a literal, or a reference to an env var.
+    """A value from the config that may be secret: a literal, a reference to an env var,
+    or a file to read it from.
 
     Resolved only at run time (entrypoints); never written into the lock as a value
     unless it was a literal in the file. `repr` is masked so it cannot leak into logs.
@@ -299,9 +300,14 @@ class Secret:
 
     env: str | None = None
     value: str | None = None
+    file: str | None = None  # absolute once loaded; the value is the file's text, trimmed
 
     def __repr__(self) -> str:
-        return f"Secret(env={self.env!r})" if self.env is not None else "Secret(value='***')"
+        if self.env is not None:
+            return f"Secret(env={self.env!r})"
+        if self.file is not None:
+            return f"Secret(file={self.file!r})"
+        return "Secret(value='***')"
 
 
 @dataclass(frozen=True)
@@ -320,6 +326,39 @@ class SourceConfig:
     type: Literal["postgres"] = "postgres"
 
 
+AWS_SERVICES: tuple[str, ...] = ("es", "aoss")
+"""SigV4 service names: `es` for OpenSearch Service domains, `aoss` for Serverless collections."""
+
+
+@dataclass(frozen=True)
+class AwsSigV4:
+    """Sign every request with AWS Signature Version 4; credentials come from the AWS chain."""
+
+    region: str
+    service: Literal["es", "aoss"] = "es"
+
+    @property
+    def serverless(self) -> bool:
+        return self.service == "aoss"
+
+
+@dataclass(frozen=True)
+class SinkSecurity:
+    """How an OpenSearch sink proves who it is and checks who it talks to.
+
+    File paths are absolute once loaded. At most one authentication scheme is set:
+    basic auth (on the sink itself), `api_key`, `bearer_token` or `aws_sigv4`.
+    """
+
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_verify_hostname: bool = True
+    api_key: Secret | None = None
+    bearer_token: Secret | None = None
+    aws_sigv4: AwsSigV4 | None = None
+
+
 @dataclass(frozen=True)
 class OpenSearchSinkConfig:
     url: Secret
@@ -336,6 +375,7 @@ class OpenSearchSinkConfig:
     refresh_interval: str = "10s"
     text_analysis: Literal["builtin", "icu"] = "builtin"
     auto_subfields: bool = True
+    security: SinkSecurity = field(default_factory=SinkSecurity)
 
 
 @dataclass(frozen=True)

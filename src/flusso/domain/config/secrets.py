@@ -7,7 +7,7 @@ tests). Messages name variables, never their values.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from flusso.domain.config.model import (
@@ -37,6 +37,8 @@ class ResolvedOpenSearch:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     overrides: tuple[str, ...] = ()
+    api_key: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
 
     @property
     def basic_auth(self) -> tuple[str, str] | None:
@@ -78,13 +80,39 @@ def resolve_source_url(source: SourceConfig, env: Mapping[str, str]) -> str:
 
 
 def resolve_opensearch(
-    name: str, sink: OpenSearchSinkConfig, env: Mapping[str, str]
+    name: str,
+    sink: OpenSearchSinkConfig,
+    env: Mapping[str, str],
+    read_file: Callable[[str], str] | None = None,
 ) -> ResolvedOpenSearch:
-    """The sink's url and credentials: `{ env = "X" }` > `<NAME>_OPENSEARCH_*` > literal."""
+    """The sink's url and credentials: `{ env = "X" }` > `<NAME>_OPENSEARCH_*` > literal.
+
+    `api_key` and `bearer_token` come from their `{ env }` or `{ file }` reference only;
+    `read_file(path)` returns a file's text or raises OSError.
+    """
     overrides: list[str] = []
     url = _resolve(name, "url", sink.url, env, overrides)
     username = _resolve(name, "username", sink.username, env, overrides)
     password = _resolve(name, "password", sink.password, env, overrides)
+    api_key = _reference(name, "api_key", sink.security.api_key, env, read_file)
+    bearer_token = _reference(name, "bearer_token", sink.security.bearer_token, env, read_file)
+    schemes = [
+        scheme
+        for scheme, present in (
+            ("username", username is not None),
+            ("api_key", api_key is not None),
+            ("bearer_token", bearer_token is not None),
+            ("aws_sigv4", sink.security.aws_sigv4 is not None),
+        )
+        if present
+    ]
+    if len(schemes) > 1:
+        reserved = [v for v in overrides if v.endswith("_USERNAME")]
+        where = f" ({reserved[0]} is set)" if reserved else ""
+        raise ConfigError(
+            f"[sinks.{name}]: more than one authentication scheme: {', '.join(schemes)}{where}",
+            hint="a sink authenticates one way: keep exactly one of them",
+        )
     url = (url or "").strip()
     if not _HTTP_URL.match(url):
         raise ConfigError(
@@ -93,7 +121,12 @@ def resolve_opensearch(
             hint="write it as https://host:9200",
         )
     return ResolvedOpenSearch(
-        url=url.rstrip("/"), username=username, password=password, overrides=tuple(overrides)
+        url=url.rstrip("/"),
+        username=username,
+        password=password,
+        overrides=tuple(overrides),
+        api_key=api_key,
+        bearer_token=bearer_token,
     )
 
 
@@ -144,6 +177,40 @@ def _resolve(
         overrides.append(variable)
         return env[variable]
     return None if secret is None else secret.value
+
+
+def _reference(
+    name: str,
+    key: str,
+    secret: Secret | None,
+    env: Mapping[str, str],
+    read_file: Callable[[str], str] | None,
+) -> str | None:
+    """A secret that is only ever referenced: its variable's value or its file's text, trimmed."""
+    if secret is None:
+        return None
+    where = f"[sinks.{name}] {key}"
+    if secret.env is not None:
+        value = _read(secret.env, env, where).strip()
+        origin = f"environment variable '{secret.env}'"
+    elif secret.file is not None:
+        if read_file is None:
+            raise ConfigError(f"{where}: cannot read {secret.file}: no file access here")
+        try:
+            value = read_file(secret.file).strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{where}: cannot read {secret.file}: {exc.strerror or exc}",
+                hint="point the `file` reference at a readable file holding only the secret",
+            ) from None
+        origin = f"file {secret.file}"
+    else:
+        raise ConfigError(f"{where}: a secret is read only from an env or a file reference")
+    if not value:
+        raise ConfigError(
+            f"{where}: {origin} is empty", hint=f"put the {key.replace('_', ' ')} there"
+        )
+    return value
 
 
 def _read(variable: str, env: Mapping[str, str], where: str) -> str:
