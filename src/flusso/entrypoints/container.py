@@ -17,7 +17,7 @@ from dependency_injector import containers, providers
 from flusso import __version__
 from flusso.adapters.journal.sqlite import SqliteJournal
 from flusso.adapters.opensearch.client import open_opensearch_client
-from flusso.adapters.opensearch.security import ConnectionSecurity
+from flusso.adapters.opensearch.security import connection_security, read_secret_file
 from flusso.adapters.opensearch.sink import OpenSearchSink
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.capture import PostgresChangeCapture
@@ -28,15 +28,6 @@ from flusso.app.ports import Sink
 from flusso.domain.config.model import Deployment, OpenSearchSinkConfig, StdoutSinkConfig
 from flusso.domain.config.secrets import resolve_opensearch, resolve_source_url
 from flusso.entrypoints.settings import RunSettings
-
-
-def read_secret_file(path: str) -> str:
-    """A `{ file = "…" }` secret's text (read at each run, so a rotated file is picked up)."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except UnicodeDecodeError:
-        raise OSError(0, "not UTF-8 text") from None
 
 
 def source_url(deployment: Deployment, env: Mapping[str, str]) -> str:
@@ -61,23 +52,10 @@ def build_sinks(
         config = deployment.sinks[name]
         if isinstance(config, OpenSearchSinkConfig):
             resolved = resolve_opensearch(name, config, env, read_secret_file)
-            security = config.security
             client = open_opensearch_client(
                 resolved.url,
                 timeout_secs=config.timeout_secs,
-                security=ConnectionSecurity(
-                    sink=name,
-                    tls_verify=config.tls_verify,
-                    tls_verify_hostname=security.tls_verify_hostname,
-                    tls_ca_file=security.tls_ca_file,
-                    tls_cert_file=security.tls_cert_file,
-                    tls_key_file=security.tls_key_file,
-                    username=resolved.username,
-                    password=resolved.password,
-                    api_key=resolved.api_key,
-                    bearer_token=resolved.bearer_token,
-                    aws_sigv4=security.aws_sigv4,
-                ),
+                security=connection_security(name, config, resolved),
             )
             sink = OpenSearchSink(
                 client,

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from opensearchpy import AsyncTransport
 
-from flusso.domain.config.model import AwsSigV4
+from flusso.domain.config.model import AwsSigV4, OpenSearchSinkConfig
+from flusso.domain.config.secrets import ResolvedOpenSearch
 from flusso.domain.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,36 @@ class ConnectionSecurity:
         if self.username is not None:
             return "basic"
         return "none"
+
+
+def connection_security(
+    name: str, config: OpenSearchSinkConfig, resolved: ResolvedOpenSearch
+) -> ConnectionSecurity:
+    """The sink's TLS and authentication settings with its secrets resolved."""
+    security = config.security
+    return ConnectionSecurity(
+        sink=name,
+        tls_verify=config.tls_verify,
+        tls_verify_hostname=security.tls_verify_hostname,
+        tls_ca_file=security.tls_ca_file,
+        tls_cert_file=security.tls_cert_file,
+        tls_key_file=security.tls_key_file,
+        username=resolved.username,
+        password=resolved.password,
+        api_key=resolved.api_key,
+        bearer_token=resolved.bearer_token,
+        aws_sigv4=security.aws_sigv4,
+    )
+
+
+def read_secret_file(path: str) -> str:
+    """A `{ file = "…" }` secret's text; read at each sink construction, so a rotated file
+    is picked up when the pipeline restarts."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError:
+        raise OSError(0, "not UTF-8 text") from None
 
 
 def tls_context(security: ConnectionSecurity, url: str) -> ssl.SSLContext | None:
