@@ -1,9 +1,10 @@
 """The Dockerfile and the Helm chart (issue "Operating flusso", item 7).
 
 No `helm` binary is installable here (not in Debian, not on PyPI), so the chart is
-checked by structure: static YAML, every template parsed with its actions replaced by
-placeholders, every `.Values` reference resolved against values.yaml, and the
-deployment's invariants. When `helm` or `hadolint` is on the PATH, they lint as well.
+checked by structure here: static YAML, every template parsed with its actions replaced
+by placeholders, every `.Values` reference resolved against values.yaml, and the
+deployment's invariants; tests/integration/test_helm_chart.py renders it for real with
+Go's text/template. When `helm` or `hadolint` is on the PATH, they lint as well.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def test_every_manifest_parses_with_its_template_actions_replaced() -> None:
     assert kinds == {
         "configmap.yaml": "ConfigMap",
         "deployment.yaml": "Deployment",
+        "prometheusrule.yaml": "PrometheusRule",
         "pvc.yaml": "PersistentVolumeClaim",
         "secret.yaml": "Secret",
         "service.yaml": "Service",

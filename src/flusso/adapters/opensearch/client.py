@@ -3,6 +3,7 @@ the Serverless dialect come from `security.py`; no retries of the library's own.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from opensearchpy import AsyncHttpConnection, AsyncOpenSearch, AsyncTransport, JSONSerializer
@@ -15,6 +16,8 @@ from flusso.adapters.opensearch.security import (
     sigv4_signer,
     tls_context,
 )
+
+logger = logging.getLogger(__name__)
 
 
 class FastJSONSerializer(JSONSerializer):
@@ -69,6 +72,12 @@ def open_opensearch_client(
         options["connection_class"] = AsyncHttpConnection
         if security.aws_sigv4.serverless:
             transport_class = ServerlessTransport
+    if security.sink:
+        logger.info(
+            "opensearch sink connection",
+            extra={"sink": security.sink, "tls": _tls_mode(security, context is not None),
+                   "auth": security.scheme},
+        )
     return AsyncOpenSearch(
         hosts=[host],
         transport_class=transport_class,
@@ -78,3 +87,14 @@ def open_opensearch_client(
         serializer=FastJSONSerializer(),
         **options,
     )
+
+
+def _tls_mode(security: ConnectionSecurity, https: bool) -> str:
+    if not https:
+        return "off (http)"
+    if not security.tls_verify:
+        return "unverified"
+    trust = "tls_ca_file" if security.tls_ca_file else "system CAs"
+    client = ", client certificate" if security.tls_cert_file else ""
+    host = "" if security.tls_verify_hostname else ", host name unchecked"
+    return f"verified by {trust}{client}{host}"
