@@ -123,7 +123,7 @@ def test_secrets_come_from_kubernetes_secrets_as_env_and_files(renderer):
     with_mounts = text.replace(
         "secretMounts: []",
         "secretMounts:\n  - name: opensearch-tls\n    secretName: os-client-tls\n"
-        "    mountPath: /etc/flusso/tls\n",
+        "    mountPath: /etc/flusso-tls\n",
     )
     assert with_mounts != text
     override = Path(os.environ.get("TMPDIR", "/tmp")) / f"values-{os.getpid()}.yaml"
@@ -136,7 +136,7 @@ def test_secrets_come_from_kubernetes_secrets_as_env_and_files(renderer):
     docs = [doc for doc in YAML(typ="safe").load_all(result.stdout) if doc]
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     assert {"name": "opensearch-tls", "secret": {"secretName": "os-client-tls", "defaultMode": 0o440}} in pod["volumes"]
-    assert {"name": "opensearch-tls", "mountPath": "/etc/flusso/tls", "readOnly": True} in container(docs)["volumeMounts"]
+    assert {"name": "opensearch-tls", "mountPath": "/etc/flusso-tls", "readOnly": True} in container(docs)["volumeMounts"]
 
 
 def test_the_prometheus_rule_carries_the_repository_alert_rules(renderer):
@@ -161,3 +161,22 @@ def test_monitoring_objects_are_off_by_default_and_two_replicas_are_refused(rend
     kinds = {doc["kind"] for doc in render(renderer)}
     assert not {"ServiceMonitor", "PrometheusRule"} & kinds
     assert "replicaCount must be 1" in render_error(renderer, "replicaCount=2")
+
+
+def test_https_surfaces_switch_the_probes_and_the_service_monitor_to_https(renderer):
+    docs = render(renderer, "http.tls.existingSecret=flusso-http-tls", "serviceMonitor.enabled=true",
+                  "serviceMonitor.basicAuth.username.name=flusso-env",
+                  "serviceMonitor.basicAuth.username.key=FLUSSO_PUBLIC_USER")
+    flusso = container(docs)
+    assert flusso["livenessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert flusso["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    env = {item["name"]: item.get("value") for item in flusso["env"]}
+    assert env["FLUSSO_TLS_CERT_FILE"] == "/etc/flusso-http-tls/tls.crt"
+    assert env["FLUSSO_TLS_KEY_FILE"] == "/etc/flusso-http-tls/tls.key"
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert {"name": "http-tls", "secret": {"secretName": "flusso-http-tls", "defaultMode": 0o440}} in pod["volumes"]
+    (endpoint,) = one(docs, "ServiceMonitor")["spec"]["endpoints"]
+    assert endpoint["scheme"] == "https"
+    assert endpoint["basicAuth"] == {"username": {"name": "flusso-env", "key": "FLUSSO_PUBLIC_USER"}}
+    plain = container(render(renderer))
+    assert "scheme" not in plain["livenessProbe"]["httpGet"]

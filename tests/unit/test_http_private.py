@@ -11,7 +11,8 @@ from flusso.app.ports import JournalRow
 from flusso.app.services.reindex_requests import ReindexRequests, normalize_index_name
 from flusso.app.status import LiveStatus
 from flusso.domain.lifecycle import LifecycleState, State
-from flusso.entrypoints.http.private import create_private_app, credentials_match
+from flusso.entrypoints.http.private import create_private_app
+from flusso.entrypoints.http.security import credentials_match
 
 CHALLENGE = 'Basic realm="flusso", charset="UTF-8"'
 

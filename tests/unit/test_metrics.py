@@ -25,6 +25,10 @@ EXPECTED = {
     "flusso_replication_slot_lag_bytes": ("gauge", "Bytes the destination trails the source by"),
     "flusso_indexes": ("gauge", "Target indexes ensured at the sink"),
     "flusso_changes_in_flight": ("gauge", "Captured but not yet committed changes (back-pressure)"),
+    "flusso_http_auth_failures": (
+        "counter",
+        "Requests to a protected HTTP surface refused for missing or wrong credentials",
+    ),
 }
 
 

@@ -33,6 +33,7 @@ from flusso.domain.types import IndexMapping
 from flusso.entrypoints.container import Container, source_url
 from flusso.entrypoints.http.private import create_private_app
 from flusso.entrypoints.http.public import create_public_app
+from flusso.entrypoints.http.security import check_private_exposure, server_tls
 from flusso.entrypoints.http.serve import HttpSurfaces, bind_surfaces, surface_addresses
 from flusso.entrypoints.metrics import PrometheusObserver
 from flusso.entrypoints.progress import BackfillProgress, StatusWithProgress, backfill_progress
@@ -117,21 +118,28 @@ class Daemon:
         """Bind both listeners (public first; HttpBindError on failure) and build their apps."""
         if not self.settings.serve_http:
             return None
-        public, private = bind_surfaces(*surface_addresses(self.settings, self.deployment.server))
-        if self.settings.admin_password == DEFAULT_ADMIN_PASSWORD:
+        settings = self.settings
+        public_address, private_address = surface_addresses(settings, self.deployment.server)
+        check_private_exposure(private_address, settings.admin_user, settings.admin_password)
+        tls = server_tls(settings.tls_cert_file, settings.tls_key_file)
+        public, private = bind_surfaces(public_address, private_address)
+        if settings.admin_password == DEFAULT_ADMIN_PASSWORD:
             logger.warning(DEFAULT_PASSWORD_WARNING)
         private_app = create_private_app(
             self.status,
             self.reindex_requests,
-            user=self.settings.admin_user,
-            password=self.settings.admin_password,
+            user=settings.admin_user,
+            password=settings.admin_password,
+            on_auth_failure=lambda: self.metrics.on_auth_failure("private"),
         )
-        return HttpSurfaces(
-            [
-                (public, create_public_app(StatusWithProgress(self.status, self.progress), self.metrics)),
-                (private, private_app),
-            ]
+        public_app = create_public_app(
+            StatusWithProgress(self.status, self.progress),
+            self.metrics,
+            user=settings.public_user,
+            password=settings.public_password,
+            on_auth_failure=lambda: self.metrics.on_auth_failure("public"),
         )
+        return HttpSurfaces([(public, public_app), (private, private_app)], tls=tls)
 
     async def run(self) -> None:
         for name in reserved_overrides(self.deployment, self.env):

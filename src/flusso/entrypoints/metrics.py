@@ -73,6 +73,13 @@ class PrometheusObserver:
             registry=registry,
         )
         in_flight_gauge.set_function(lambda: float(in_flight()))
+        self._auth_failures = Counter(
+            "flusso_http_auth_failures",
+            "Requests to a protected HTTP surface refused for missing or wrong credentials",
+            ["surface"], registry=registry,
+        )
+        for surface in ("public", "private"):
+            self._auth_failures.labels(surface)
         for index in indexes:
             self._built.labels(index)
             self._seeded.labels(index)
@@ -85,6 +92,10 @@ class PrometheusObserver:
             prometheus_client.generate_latest(self.registry),
             prometheus_client.CONTENT_TYPE_PLAIN_0_0_4,
         )
+
+    def on_auth_failure(self, surface: str) -> None:
+        """A request to `surface` ("public" or "private") was refused for its credentials."""
+        self._auth_failures.labels(surface).inc()
 
     # -- Observer ---------------------------------------------------------------------
 

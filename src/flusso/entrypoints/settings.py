@@ -25,6 +25,10 @@ class RunSettings:
     private_address: str | None = None
     admin_user: str = "admin"
     admin_password: str = DEFAULT_ADMIN_PASSWORD
+    tls_cert_file: str | None = None  # HTTPS on both surfaces when set
+    tls_key_file: str | None = None
+    public_user: str = "flusso"
+    public_password: str | None = None  # set: /status and /metrics need HTTP Basic
     lag_poll_secs: float = 15.0
     index_prefix: str | None = None
     journal: str = "flusso-journal.sqlite3"

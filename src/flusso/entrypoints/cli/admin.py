@@ -111,7 +111,8 @@ class AdminClient:
         if self._base.startswith("https://") and ("ssl" in text or "tls" in text):
             return (
                 f"the TLS handshake with {self._base} failed; the private surface serves "
-                "plain HTTP unless a proxy adds TLS, so try --server http://…"
+                "HTTPS only when `flusso run` has --tls-cert-file (else try --server "
+                "http://…), and a private CA must be named in SSL_CERT_FILE"
             )
         return (
             f"is `flusso run` running with its private surface at {self._base}? "

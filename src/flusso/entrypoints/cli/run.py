@@ -65,7 +65,22 @@ def _socket_address(ctx: click.Context, param: click.Parameter, value: str | Non
               show_default=True, help="User of the private surface (HTTP Basic).")
 @click.option("--admin-password", envvar="FLUSSO_ADMIN_PASSWORD", show_envvar=True,
               default="flusso", show_default=True,
-              help="Password of the private surface; change it before exposing it.")
+              help="Password of the private surface; change it before exposing it (a "
+                   "non-loopback --private-address with the default or an empty password "
+                   "is refused).")
+@click.option("--public-user", envvar="FLUSSO_PUBLIC_USER", show_envvar=True,
+              default="flusso", show_default=True,
+              help="User of the public surface when --public-password is set.")
+@click.option("--public-password", envvar="FLUSSO_PUBLIC_PASSWORD", show_envvar=True,
+              default=None,
+              help="Require HTTP Basic for /status and /metrics (probes stay open) "
+                   "[default: no auth].")
+@click.option("--tls-cert-file", envvar="FLUSSO_TLS_CERT_FILE", show_envvar=True,
+              default=None,
+              help="PEM certificate (chain): serve both surfaces over HTTPS.")
+@click.option("--tls-key-file", envvar="FLUSSO_TLS_KEY_FILE", show_envvar=True,
+              default=None,
+              help="PEM private key of --tls-cert-file (when not in the same file).")
 @click.option("--lag-poll-secs", envvar="FLUSSO_LAG_POLL_SECS", show_envvar=True,
               type=click.IntRange(min=1), default=15, show_default=True,
               help="Seconds between replication slot lag samples.")
@@ -97,6 +112,10 @@ def run(ctx: click.Context, **options: object) -> None:
         private_address=options["private_address"],  # type: ignore[arg-type]
         admin_user=str(options["admin_user"]),
         admin_password=str(options["admin_password"]),
+        public_user=str(options["public_user"]),
+        public_password=options["public_password"],  # type: ignore[arg-type]
+        tls_cert_file=options["tls_cert_file"],  # type: ignore[arg-type]
+        tls_key_file=options["tls_key_file"],  # type: ignore[arg-type]
         lag_poll_secs=float(options["lag_poll_secs"]),  # type: ignore[arg-type]
         index_prefix=options["index_prefix"],  # type: ignore[arg-type]
         journal=str(options["journal"]),

@@ -6,11 +6,8 @@ to a stranger and 404 only to an operator.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from litestar import Litestar, Response, get, post
@@ -23,12 +20,11 @@ from litestar.status_codes import (
     HTTP_409_CONFLICT,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from flusso.app.services.reindex_requests import ReindexControl, normalize_index_name
 from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
+from flusso.entrypoints.http.security import BasicAuthGate
 
-CHALLENGE = b'Basic realm="flusso", charset="UTF-8"'
 _TRUE = {"true", "1", "yes", "on"}
 
 
@@ -39,57 +35,6 @@ class IndexStates(Protocol):
 # Litestar cannot validate a value against a Protocol; the factory below is what typed them.
 States = SkipValidation[IndexStates]
 Control = SkipValidation[ReindexControl]
-
-
-def credentials_match(authorization: bytes | None, user: str, password: str) -> bool:
-    """True for `Basic <base64 of user:password>` naming exactly these credentials."""
-    if authorization is None or not authorization.startswith(b"Basic "):
-        return False
-    try:
-        decoded = base64.b64decode(authorization[len(b"Basic "):].strip(), validate=True)
-        given_user, sep, given_password = decoded.decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return False
-    if not sep:
-        return False
-    # `&`, not `and`: both comparisons always run, so timing tells nothing about which failed.
-    return hmac.compare_digest(given_user.encode(), user.encode()) & hmac.compare_digest(
-        given_password.encode(), password.encode()
-    )
-
-
-class BasicAuthGate:
-    """ASGI middleware answering 401 to any request without the right Basic credentials."""
-
-    def __init__(self, app: ASGIApp, *, user: str, password: str) -> None:
-        self._app = app
-        self._user = user
-        self._password = password
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] in ("http", "websocket"):
-            header = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-            if not credentials_match(header, self._user, self._password):
-                await _refuse(scope, send)
-                return
-        await self._app(scope, receive, send)
-
-
-async def _refuse(scope: Scope, send: Send) -> None:
-    if scope["type"] == "websocket":
-        await send({"type": "websocket.close", "code": 1008})  # type: ignore[typeddict-item]
-        return
-    body = b"unauthorized\n"
-    await send({
-        "type": "http.response.start",
-        "status": 401,
-        "headers": [
-            (b"www-authenticate", CHALLENGE),
-            (b"content-type", b"text/plain; charset=utf-8"),
-            (b"content-length", str(len(body)).encode()),
-        ],
-    })  # type: ignore[typeddict-item]
-    await send({"type": "http.response.body", "body": body})  # type: ignore[typeddict-item]
 
 
 def _text(status: int, line: str) -> Response[str]:
@@ -134,7 +79,12 @@ async def request_reindex(control: Control, index: FromQuery[str | None] = None)
 
 
 def create_private_app(
-    status: IndexStates, control: ReindexControl, *, user: str, password: str
+    status: IndexStates,
+    control: ReindexControl,
+    *,
+    user: str,
+    password: str,
+    on_auth_failure: Callable[[], None] = lambda: None,
 ) -> Litestar:
     app = Litestar(
         route_handlers=[list_indexes, request_reindex],
@@ -147,5 +97,7 @@ def create_private_app(
         openapi_config=None,
     )
     # Litestar middleware runs only after a route matched; the gate must see every request.
-    app.asgi_handler = BasicAuthGate(app.asgi_handler, user=user, password=password)
+    app.asgi_handler = BasicAuthGate(
+        app.asgi_handler, user=user, password=password, on_failure=on_auth_failure
+    )
     return app

@@ -1,8 +1,13 @@
-"""The public HTTP surface (surfaces spec §5.2): liveness, readiness, `/status`, `/metrics`; no auth."""
+"""The public HTTP surface: liveness, readiness, `/status`, `/metrics`.
+
+No auth by default; with a password, `/status` and `/metrics` need HTTP Basic while the
+probes (`/healthz`, `/readyz`) stay open.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from litestar import Litestar, Response, get
@@ -11,6 +16,7 @@ from litestar.params import SkipValidation
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
+from flusso.entrypoints.http.security import PROBE_PATHS, BasicAuthGate
 
 
 class StatusView(Protocol):
@@ -54,8 +60,15 @@ def metrics_route(metrics: Metrics) -> Response[bytes]:
     return Response(body, media_type=media_type)
 
 
-def create_public_app(status: StatusView, metrics: MetricsText) -> Litestar:
-    return Litestar(
+def create_public_app(
+    status: StatusView,
+    metrics: MetricsText,
+    *,
+    user: str = "",
+    password: str | None = None,
+    on_auth_failure: Callable[[], None] = lambda: None,
+) -> Litestar:
+    app = Litestar(
         route_handlers=[healthz, readyz, status_route, metrics_route],
         dependencies={
             "status": Provide(lambda: status, sync_to_thread=False),
@@ -66,3 +79,10 @@ def create_public_app(status: StatusView, metrics: MetricsText) -> Litestar:
         logging_config=None,
         openapi_config=None,
     )
+    if password is not None:
+        # Litestar middleware runs only after a route matched; the gate must see every request.
+        app.asgi_handler = BasicAuthGate(
+            app.asgi_handler, user=user, password=password, on_failure=on_auth_failure,
+            open_paths=PROBE_PATHS,
+        )
+    return app

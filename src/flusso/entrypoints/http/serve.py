@@ -21,6 +21,7 @@ from litestar.types import ASGIApp
 
 from flusso.domain.config.model import ServerConfig
 from flusso.domain.errors import FlussoError
+from flusso.entrypoints.http.security import ServerTls
 from flusso.entrypoints.settings import (
     DEFAULT_PRIVATE_ADDRESS,
     DEFAULT_PUBLIC_ADDRESS,
@@ -119,6 +120,7 @@ class HttpSurfaces:
     """The uvicorn servers of the bound listeners; they outlive pipeline restarts."""
 
     served: Sequence[tuple[Listener, ASGIApp]]
+    tls: ServerTls | None = None
     _servers: list[tuple[_EmbeddedServer, asyncio.Task[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -131,6 +133,8 @@ class HttpSurfaces:
                 server_header=False,
                 ws="none",
                 timeout_graceful_shutdown=_GRACEFUL_SECONDS,
+                ssl_certfile=self.tls.cert_file if self.tls else None,
+                ssl_keyfile=self.tls.key_file if self.tls else None,
             )
             server = _EmbeddedServer(config)
             task = asyncio.create_task(
@@ -144,7 +148,11 @@ class HttpSurfaces:
                 task.result()
             logger.info(
                 "HTTP surface listening",
-                extra={"addr": listener.address, "surface": listener.surface},
+                extra={
+                    "addr": listener.address,
+                    "surface": listener.surface,
+                    "scheme": "https" if self.tls else "http",
+                },
             )
 
     async def stop(self) -> None:
