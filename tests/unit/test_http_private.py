@@ -1,4 +1,4 @@
-"""The private control surface (surfaces spec §5.3) and the in-process reindex queue (§3.3)."""
+"""The private control surface and the in-process reindex queue."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def status() -> LiveStatus:
 
 @pytest.fixture
 def control() -> ReindexRequests:
-    # `archive` is configured but disabled: only enabled indexes are known (D8).
+    # `archive` is configured but disabled: only enabled indexes are known.
     return ReindexRequests(["users", "orders"])
 
 

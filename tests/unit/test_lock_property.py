@@ -1,4 +1,4 @@
-"""Any valid deployment survives encode → decode unchanged (config language §9, case 37)."""
+"""Any valid deployment survives encode → decode unchanged."""
 
 from __future__ import annotations
 

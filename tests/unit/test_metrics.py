@@ -1,4 +1,4 @@
-"""Prometheus metrics (surfaces spec §7.1): names, types, labels, help, buckets, one registry."""
+"""Prometheus metrics: names, types, labels, help, buckets, one registry."""
 
 from __future__ import annotations
 

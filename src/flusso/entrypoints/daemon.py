@@ -2,7 +2,7 @@
 
 One pipeline run at a time is built from the container. A first SIGINT/SIGTERM
 asks the pipeline to stop gracefully (commit the open batch, confirm, final
-feedback); a second one exits at once with 130/143 (D12).
+feedback); a second one exits at once with 130/143.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ class Daemon:
         control_task: asyncio.Task[None] | None = None
         try:
             if sinks.admins:
-                # The journal is a record; the cluster wins where they disagree (§3.7).
+                # The journal is a record; the cluster wins where they disagree.
                 await reconcile_on_start(journal, sinks.admins, mappings)
                 control_task = asyncio.create_task(
                     self._serve_reindex(journal, sinks.admins, builder, capture, pipeline, mappings),

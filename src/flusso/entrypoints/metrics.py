@@ -1,4 +1,4 @@
-"""Prometheus metrics of surfaces spec §7.1, fed by the pipeline's Observer events.
+"""Prometheus metrics of `flusso run`, fed by the pipeline's Observer events.
 
 One dedicated registry holds only flusso's metrics; it lives for the whole process,
 so the counters are cumulative across pipeline restarts.

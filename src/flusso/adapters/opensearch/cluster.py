@@ -1,4 +1,4 @@
-"""The individual HTTP calls the OpenSearch sink makes (sinks spec §2.3), with errors translated once.
+"""The individual HTTP calls the OpenSearch sink makes, with errors translated once.
 
 Every call goes through `transport.perform_request` so the client's own retry and
 helper logic stays out of the way; only `bulk` leaves its failures raw, because the

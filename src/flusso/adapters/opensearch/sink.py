@@ -1,9 +1,9 @@
-"""`OpenSearchSink`: documents into generation indexes behind stable hash aliases (sinks spec §2).
+"""`OpenSearchSink`: documents into generation indexes behind stable hash aliases.
 
 Writes only buffer; `flush` sends them as chunked bulk requests with flusso's own
 retry schedule. `ensure_index` / `mark_seeded` / `reindex` carry out the
-alias-over-generations lifecycle, including the deliberate differences D3, D5,
-D6, D7, D10, D11 and D14.
+alias-over-generations lifecycle, including the places where it deliberately
+differs from the upstream implementation (each explained where it happens).
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ class OpenSearchSink:
         else:
             number, seeded = meta
             if seeded and not await self._calls.exists(generation_name(alias, number)):
-                # D10: a seeded marker whose generation vanished must not serve an empty index.
+                # A seeded marker whose generation vanished must not serve an empty index.
                 missing = number
                 number = next_target(alias, missing, await self._calls.list_indices(f"{alias}_*"))
                 seeded = False
@@ -194,7 +194,7 @@ class OpenSearchSink:
                 logical, generation, guard_alias=None if seeded else alias
             )
         elif self._skip_backfill and any(holder != generation for holder in holders):
-            # D14: nothing will seed the staged generation, so keep serving readers current.
+            # Nothing will seed the staged generation, so keep serving readers current.
             serving = _serving_holder(alias, generation, holders)
             self._routes[logical] = (serving,)
             logger.warning(
@@ -208,7 +208,7 @@ class OpenSearchSink:
     async def _point_convenience_alias(
         self, logical: str, generation: str, *, guard_alias: str | None
     ) -> None:
-        """Best effort; with `guard_alias` (D5) only take the alias from that hash's generations."""
+        """Best effort; with `guard_alias` only take the alias from that hash's generations."""
         alias = convenience_alias(self._prefix, logical)
         try:
             holders = await self._calls.alias_holders(alias)
@@ -228,7 +228,7 @@ class OpenSearchSink:
             )
 
     async def _invalidate_other_hashes(self, logical: str, alias: str) -> None:
-        """D11: a seeded marker of another schema hash would serve stale data if reverted to."""
+        """A seeded marker of another schema hash would serve stale data if reverted to."""
         for other, (number, seeded) in await self._calls.all_meta(self.meta_index):
             if (
                 other == alias
@@ -273,7 +273,7 @@ class OpenSearchSink:
         generation = active.generation
         await self._calls.refresh(generation)
         await self._calls.set_refresh_interval(generation, self._config.refresh_interval)
-        # D3: every other generation of this hash alias goes, orphans included.
+        # Every other generation of this hash alias goes, orphans included.
         superseded = [
             name
             for name in await self._calls.list_indices(f"{active.alias}_*")
@@ -407,7 +407,7 @@ class OpenSearchSink:
         return FlushReport(tuple(unique.values()))
 
     async def _send_chunk(self, chunk: Sequence[BulkAction], refresh: bool) -> list[ItemRejection]:
-        """One chunk with its retry budget: whole-request failures and D6 transient items."""
+        """One chunk with its retry budget: whole-request failures and transient items."""
         params = bulk_params(self._config.pipeline, refresh)
         pending = list(chunk)
         rejected: list[ItemRejection] = []

@@ -1,4 +1,4 @@
-"""Loads `flusso.toml` text into a validated `Deployment` (§3 of the config language).
+"""Loads `flusso.toml` text into a validated `Deployment`.
 
 Pure: the file's text is handed in and referenced schema files are read through
 the `read_schema` callable; nothing here touches the disk or the environment.

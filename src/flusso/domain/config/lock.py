@@ -1,4 +1,4 @@
-"""Encodes a `Deployment` as the compiled lock (`flusso.lock`) and decodes it back (§9).
+"""Encodes a `Deployment` as the compiled lock (`flusso.lock`) and decodes it back.
 
 The lock is canonical JSON — sorted keys, two-space indent, a trailing newline —
 so a committed lock reads as a diff. Its layout follows upstream's in spirit:

@@ -38,7 +38,7 @@ FIELD_SIBLINGS: tuple[str, ...] = (
     "opensearch", "lat", "lon", "values", "fields", "table", "primary_key", "foreign_key",
     "through", "filters", "order_by", "limit", "value_type", "element_type", "value",
 )
-"""The 22 sibling keys that may stand next to a type key (§5.4 of the language spec)."""
+"""The 22 sibling keys that may stand next to a type key."""
 
 TRANSFORMS: tuple[str, ...] = ("lowercase", "trim")
 """Hash tags: lowercase 0, trim 1."""

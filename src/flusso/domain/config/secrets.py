@@ -1,4 +1,4 @@
-"""Resolves config secrets against an environment mapping, at run time (§4 of the config language).
+"""Resolves config secrets against an environment mapping, at run time.
 
 Pure: the caller hands in the environment (`os.environ` in entrypoints, a dict in
 tests). Messages name variables, never their values.
@@ -54,7 +54,7 @@ def sink_variable(sink: str, key: str) -> str:
 
 
 def resolve_source_url(source: SourceConfig, env: Mapping[str, str]) -> str:
-    """The source connection URL, stripped and checked (§4.2 precedence)."""
+    """The source connection URL, stripped and checked: an `{ env }` reference, else DATABASE_URL, else the file."""
     connection = source.connection
     if isinstance(connection, Secret) and connection.env is not None:
         url, origin = _read(connection.env, env, "[source] connection_url"), connection.env

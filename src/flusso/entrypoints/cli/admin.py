@@ -1,4 +1,4 @@
-"""`flusso indexes` and `flusso reindex`: thin clients of a running server's private surface (§6).
+"""`flusso indexes` and `flusso reindex`: thin clients of a running server's private surface.
 
 They hold no privilege of their own: the same requests curl would send, with Basic auth.
 """

@@ -1,4 +1,4 @@
-"""The private control surface (surfaces spec §5.3): `GET /indexes`, `POST /reindex`, behind HTTP Basic.
+"""The private control surface: `GET /indexes`, `POST /reindex`, behind HTTP Basic.
 
 Authentication wraps the whole listener, before routing, so an unknown path answers 401
 to a stranger and 404 only to an operator.

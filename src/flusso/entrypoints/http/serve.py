@@ -1,5 +1,4 @@
-"""Binding the two HTTP surfaces and serving them with uvicorn in the caller's event loop
-(surfaces spec §5.1).
+"""Binding the two HTTP surfaces and serving them with uvicorn in the caller's event loop.
 
 Sockets are bound here, before anything connects to a database or cluster, so a bad
 or taken address fails the process at once. uvicorn never touches signal handlers:
@@ -111,7 +110,7 @@ def bind_surfaces(public_address: str, private_address: str) -> tuple[Listener, 
 class _EmbeddedServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        # The run loop installs the process's signal handlers once (D12); uvicorn must not.
+        # The run loop installs the process's signal handlers once; uvicorn must not.
         yield
 
 
