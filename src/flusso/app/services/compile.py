@@ -116,6 +116,27 @@ def load_deployment(
     return CompiledPlan(deployment, False, None, lock)
 
 
+def read_deployment(config: str | None, lock: str | None, files: Files) -> Deployment:
+    """What a read-only command (`verify`) looks at; it never writes the lock.
+
+    A given config is compiled, else a given lock is loaded, else ./flusso.toml is
+    compiled when present, else ./flusso.lock is loaded.
+    """
+    if config is not None:
+        return compile_config(config, files)
+    if lock is not None:
+        return load_lock(lock, files)
+    if files.exists(DEFAULT_CONFIG):
+        return compile_config(DEFAULT_CONFIG, files)
+    try:
+        return load_lock(DEFAULT_LOCK, files)
+    except FlussoError as exc:
+        raise FlussoError(
+            f"no {DEFAULT_CONFIG} to compile and no compiled lock at {DEFAULT_LOCK}",
+            hint="pass --config PATH or --lock PATH (FLUSSO_CONFIG / FLUSSO_LOCK)",
+        ) from exc
+
+
 def _write_lock(deployment: Deployment, out: str, files: Files, flusso_version: str) -> None:
     text = encode_lock(deployment, flusso_version=flusso_version)
     try:

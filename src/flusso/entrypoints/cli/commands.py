@@ -6,7 +6,7 @@ import rich_click as click
 
 
 def register(group: click.Group) -> None:
-    from flusso.entrypoints.cli import admin, build, check, run, schema
+    from flusso.entrypoints.cli import admin, build, check, run, schema, verify
 
     group.add_command(build.build)
     group.add_command(check.check)
@@ -14,3 +14,4 @@ def register(group: click.Group) -> None:
     group.add_command(run.run)
     group.add_command(admin.indexes)
     group.add_command(admin.reindex)
+    group.add_command(verify.verify)
