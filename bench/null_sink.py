@@ -160,7 +160,10 @@ async def _body_json(request: web.Request) -> Any:
     return json.loads(raw) if raw.strip() else None
 
 
-def build_app(sink: NullSink) -> web.Application:  # noqa: C901 - one table of routes
+def build_app(  # noqa: C901 - one table of routes
+    sink: NullSink, first: web.RouteTableDef | None = None
+) -> web.Application:
+    """The app; `first` routes are matched before the null sink's own (bench/store_sink.py)."""
     routes = web.RouteTableDef()
 
     @routes.get("/")
@@ -363,6 +366,8 @@ def build_app(sink: NullSink) -> web.Application:  # noqa: C901 - one table of r
         return _json({"result": "deleted", "_shards": _SHARDS})
 
     app = web.Application(client_max_size=512 * 1024 * 1024)
+    if first is not None:
+        app.add_routes(first)
     app.add_routes(routes)
     return app
 

@@ -296,11 +296,13 @@ class Workload:
 
 def test_verify_while_live_sync_writes_reports_no_drift(server: Server, pg_url: str,
                                                         embedded_opensearch: Any) -> None:
+    # A settle well above live sync's lag even on a loaded machine: a false alarm here would
+    # mean verify mistook a change in flight for drift.
     with Workload(pg_url) as workload:
         time.sleep(1.0)  # live sync is busy before verification starts
-        code, entry = verify_json(server, "-v")
+        code, entry = verify_json(server, "-v", "--settle", "5")
         assert (code, entry["missing"], entry["stale"], entry["orphaned"]) == (0, 0, 0, 0), entry
-        code, entry = verify_json(server, "--repair")
+        code, entry = verify_json(server, "--repair", "--settle", "5")
         assert (code, entry["missing"], entry["stale"], entry["orphaned"]) == (0, 0, 0, 0), entry
     assert workload.error is None, workload.error
     assert workload.transactions > 100

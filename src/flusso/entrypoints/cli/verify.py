@@ -23,6 +23,7 @@ from rich.table import Table
 
 from flusso.entrypoints.cli.console import debug_flag, err, out, report_error, user_errors
 from flusso.entrypoints.cli.files import LocalFiles
+from flusso.entrypoints.logs import configure_logging
 
 if TYPE_CHECKING:
     from flusso.app.services.verify import IndexDrift, VerifyOptions, VerifyReport
@@ -86,6 +87,8 @@ def verify(
     from flusso.app.services.compile import read_deployment
     from flusso.app.services.verify import UnknownIndexError, VerifyOptions, select_indexes
 
+    # Quiet unless asked: the table (or the JSON) is the result; FLUSSO_LOG=info narrates.
+    configure_logging({**os.environ, "FLUSSO_LOG": os.environ.get("FLUSSO_LOG") or "warn"})
     debug = debug_flag()
     with user_errors(debug):
         deployment = read_deployment(config, lock, LocalFiles())
