@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from flusso.adapters.opensearch.client import open_opensearch_client
+from flusso.adapters.opensearch.security import connection_security, read_secret_file
 from flusso.adapters.opensearch.served import OpenSearchServedIndex
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.root_rows import PostgresRootRows
@@ -38,10 +39,11 @@ def served_indexes(
         config = deployment.sinks[name]
         if not isinstance(config, OpenSearchSinkConfig):
             continue
-        resolved = resolve_opensearch(name, config, env)
+        resolved = resolve_opensearch(name, config, env, read_secret_file)
         client = open_opensearch_client(
-            resolved.url, resolved.username, resolved.password, config.tls_verify,
-            config.timeout_secs,
+            resolved.url,
+            timeout_secs=config.timeout_secs,
+            security=connection_security(name, config, resolved),
         )
         served.append(OpenSearchServedIndex(
             client, sink_name=name, mappings=mappings, prefix=prefix, pipeline=config.pipeline,

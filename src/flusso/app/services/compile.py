@@ -84,7 +84,7 @@ def load_lock(lock: str, files: Files) -> Deployment:
 def load_deployment(
     config: str | None, lock: str, locked: bool, files: Files, flusso_version: str
 ) -> CompiledPlan:
-    """Pick run's deployment like `cargo run` (§8.2 of the sinks spec, §9.3 of the language spec).
+    """Pick run's deployment the way `cargo run` picks what to build.
 
     `--locked` loads the lock as-is; an existing config (given, or ./flusso.toml) is
     compiled and the lock rewritten; a given config that is missing is an error;

@@ -232,7 +232,10 @@ class _IndexRun:
             for start in range(0, len(sample), o.page_size):
                 await self._check_rows(sample[start : start + o.page_size])
                 await self._settle(force=False)
-            await self._check_served(await self._served.sample(self._index, o.sample))
+            served = await self._served.sample(self._index, o.sample)
+            for start in range(0, len(served), o.page_size):
+                await self._check_served(served[start : start + o.page_size])
+                await self._settle(force=False)
         else:
             await self._walk_rows()
             async for page in self._served.scan(self._index, o.page_size):

@@ -159,7 +159,9 @@ class _ProgressBar:
 
     def index_finished(self, drift: IndexDrift) -> None:
         if self._progress is not None and self._task is not None:
-            self._progress.update(self._task, total=drift.checked, completed=drift.checked)
+            # The total was an estimate: the bar ends full at what was actually read.
+            done = next(t.completed for t in self._progress.tasks if t.id == self._task)
+            self._progress.update(self._task, total=done, completed=done)
             self._task = None
 
 
