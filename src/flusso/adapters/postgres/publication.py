@@ -9,41 +9,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from flusso.adapters.postgres.connection import driver_hint, translate
 from flusso.adapters.postgres.quoting import quote_ident, quote_table
-from flusso.app.ports import SourceError
+from flusso.app.ports import Coverage, SourceError
 from flusso.domain.documents.change import TableRef
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How far the publication covers the tables the enabled indexes read."""
-
-    satisfied: bool
-    manageable: bool
-    will_manage: bool
-    present: tuple[TableRef, ...]
-    missing: tuple[TableRef, ...]
-    blockers: tuple[str, ...]
-    remediation: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "satisfied": self.satisfied,
-            "manageable": self.manageable,
-            "will_manage": self.will_manage,
-            "present": [str(t) for t in self.present],
-            "missing": [str(t) for t in self.missing],
-            "blockers": list(self.blockers),
-            "remediation": list(self.remediation),
-        }
 
 
 def plan_publication_sql(exists: bool, publication: str, tables: Sequence[TableRef]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from flusso.app.ports import Sink
+from flusso.app.ports import IndexSeeding
 from flusso.domain.documents.change import TableRef
 
 
@@ -21,7 +21,7 @@ class BackfillPlan:
         return not self.indexes
 
 
-async def plan_backfill(scopes: Sequence[tuple[str, TableRef]], sink: Sink) -> BackfillPlan:
+async def plan_backfill(scopes: Sequence[tuple[str, TableRef]], sink: IndexSeeding) -> BackfillPlan:
     """Ask the sink, index by index, which ones are not seeded yet."""
     indexes: list[str] = []
     tables: dict[TableRef, None] = {}

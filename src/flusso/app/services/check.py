@@ -7,13 +7,14 @@ in `domain.validation` turn them into diagnostics. Check never changes the datab
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from flusso.app.services.check_report import CoverageView, offline_json, render_human
-from flusso.app.services.compile import Files, compile_config
+from flusso.app.ports import Catalog, Coverage, Files
+from flusso.app.services.check_report import offline_json, render_human
+from flusso.app.services.compile import compile_config
 from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import resolve_source_url
 from flusso.domain.documents.change import TableRef
@@ -23,7 +24,6 @@ from flusso.domain.mapping import index_mapping
 from flusso.domain.types import IndexMapping
 from flusso.domain.validation import (
     Diagnostic,
-    ServerFacts,
     TableFacts,
     diagnose,
     diagnose_server,
@@ -33,23 +33,6 @@ from flusso.domain.validation import (
 )
 
 FAILED_MESSAGE = "schema validation failed against the database"
-
-
-class Catalog(Protocol):
-    """Read-only facts about the source database that `check` compares the schemas with.
-
-    Raises SourceError when the database cannot be queried; a missing table is not
-    an error (`table_columns` answers None).
-    """
-
-    async def table_columns(self, table: TableRef) -> TableFacts | None: ...
-
-    async def inspect_coverage(
-        self, publication: str, tables: Sequence[TableRef], manage: bool
-    ) -> CoverageView: ...
-
-    async def server_facts(self) -> ServerFacts: ...
-
 
 OpenCatalog = Callable[[str], AbstractAsyncContextManager[Catalog]]
 """Opens a `Catalog` on a resolved Postgres URL (and closes it on exit)."""
@@ -62,7 +45,7 @@ class CheckResult:
     deployment: Deployment
     mappings: tuple[IndexMapping, ...]
     diagnostics: tuple[Diagnostic, ...] | None = None
-    coverage: CoverageView | None = None
+    coverage: Coverage | None = None
     manage_publication: bool = True
 
     @property

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from flusso.app.ports import Coverage
 from flusso.domain.config.model import (
     Aggregate,
     BelongsTo,
@@ -42,39 +43,10 @@ from flusso.domain.config.model import (
 from flusso.domain.config.secrets import redact_password
 from flusso.domain.mapping import to_json
 from flusso.domain.types import IndexMapping, ResolvedField
+from flusso.domain.validation import Diagnostic
 
 MASK = "***"
 OFFLINE_BANNER = "skipped database validation — types and nullability not checked"
-
-
-class DiagnosticView(Protocol):
-    """One disagreement between a schema and the database (severity `error` or `warning`)."""
-
-    @property
-    def index(self) -> str: ...
-    @property
-    def field(self) -> str: ...
-    @property
-    def severity(self) -> Any: ...  # "error" | "warning", or an enum with that `.value`
-    @property
-    def message(self) -> str: ...
-
-
-class CoverageView(Protocol):
-    """Whether the publication streams every table the enabled indexes read."""
-
-    @property
-    def satisfied(self) -> bool: ...
-    @property
-    def manageable(self) -> bool: ...
-    @property
-    def present(self) -> Sequence[Any]: ...
-    @property
-    def missing(self) -> Sequence[Any]: ...
-    @property
-    def blockers(self) -> Sequence[str]: ...
-    @property
-    def remediation(self) -> Sequence[str]: ...
 
 
 # ---------------------------------------------------------------------------
@@ -112,8 +84,8 @@ def render_offline_human(
     mappings: Sequence[IndexMapping],
     *,
     config_path: str,
-    diagnostics: Sequence[DiagnosticView] | None = None,
-    coverage: CoverageView | None = None,
+    diagnostics: Sequence[Diagnostic] | None = None,
+    coverage: Coverage | None = None,
     will_manage: bool | None = None,
     color: bool = False,
 ) -> str:
@@ -129,8 +101,8 @@ def render_human(
     mappings: Sequence[IndexMapping],
     *,
     config_path: str,
-    diagnostics: Sequence[DiagnosticView] | None = None,
-    coverage: CoverageView | None = None,
+    diagnostics: Sequence[Diagnostic] | None = None,
+    coverage: Coverage | None = None,
     will_manage: bool | None = None,
     color: bool = False,
 ) -> str:
@@ -226,12 +198,12 @@ def _tree(fields: Sequence[ResolvedField], pen: _Pen) -> list[str]:
     return out
 
 
-def _severity(diagnostic: DiagnosticView) -> str:
+def _severity(diagnostic: Diagnostic) -> str:
     severity = diagnostic.severity
     return str(getattr(severity, "value", severity)).lower()
 
 
-def _diagnostics(lines: list[str], pen: _Pen, diagnostics: Sequence[DiagnosticView]) -> None:
+def _diagnostics(lines: list[str], pen: _Pen, diagnostics: Sequence[Diagnostic]) -> None:
     _section(lines, pen, "Database validation")
     if not diagnostics:
         lines.append(f"  {pen.dim('(schema matches the database)')}")
@@ -243,7 +215,7 @@ def _diagnostics(lines: list[str], pen: _Pen, diagnostics: Sequence[DiagnosticVi
         lines.append(f"  {label} {where}  {pen.dim(diagnostic.message)}")
 
 
-def _coverage(lines: list[str], pen: _Pen, coverage: CoverageView, *, manage: bool) -> None:
+def _coverage(lines: list[str], pen: _Pen, coverage: Coverage, *, manage: bool) -> None:
     _section(lines, pen, "Publication coverage")
     if coverage.satisfied:
         lines.append(
@@ -310,8 +282,8 @@ def offline_json(
     deployment: Deployment,
     mappings: Sequence[IndexMapping],
     *,
-    diagnostics: Sequence[DiagnosticView] | None = None,
-    coverage: CoverageView | None = None,
+    diagnostics: Sequence[Diagnostic] | None = None,
+    coverage: Coverage | None = None,
     will_manage: bool | None = None,
 ) -> dict[str, Any]:
     """`{"config", "mappings", "diagnostics", "coverage"}`; the last two are None offline."""

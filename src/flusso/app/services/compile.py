@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
+from flusso.app.ports import Files
 from flusso.domain.config.config_file import parse_config, unreadable_file_hint
 from flusso.domain.config.lock import decode_lock, encode_lock
 from flusso.domain.config.model import Deployment
@@ -18,17 +18,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG = "flusso.toml"
 DEFAULT_LOCK = "flusso.lock"
-
-
-class Files(Protocol):
-    """Reads and writes whole text files by path (relative to the working directory).
-
-    `read_text` and `write_text` raise OSError (FileNotFoundError when absent).
-    """
-
-    def exists(self, path: str) -> bool: ...
-    def read_text(self, path: str) -> str: ...
-    def write_text(self, path: str, text: str) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Literal, Protocol
+from typing import Any
 
-from flusso.app.ports import Journal, JournalRow
+from flusso.app.ports import Journal, JournalRow, ReindexOutcome
 from flusso.domain.lifecycle import State
-
-ReindexOutcome = Literal["queued", "in_progress", "needs_backfill", "full"]
 
 QUEUE_CAPACITY = 8
 INDEX_NAME_MAX = 63
@@ -27,25 +25,6 @@ def normalize_index_name(raw: str) -> str | None:
     if len(name) > INDEX_NAME_MAX or _INDEX_NAME.fullmatch(name) is None:
         return None
     return name
-
-
-class ReindexControl(Protocol):
-    """What the private surface needs to accept reindex requests.
-
-    `request` is called with a normalized name of an enabled index and must not
-    block on the rebuild: it answers at once whether the request was queued, is
-    refused because the index is already being rebuilt or has a queued request
-    (D2), because the process runs with `--skip-backfill`, or because the queue
-    is full or closed. `detail` returns per logical index, per sink, the
-    lifecycle object of `GET /indexes?detail=true` (§3.8); indexes it knows
-    nothing about are absent.
-    """
-
-    def enabled_indexes(self) -> frozenset[str]: ...
-
-    async def request(self, name: str) -> ReindexOutcome: ...
-
-    async def detail(self) -> dict[str, dict[str, dict[str, Any]]]: ...
 
 
 class ReindexRequests:

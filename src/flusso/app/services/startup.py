@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from flusso.app.ports import IndexAdmin, Journal
+from flusso.app.ports import IndexFacts, Journal
 from flusso.domain.lifecycle import (
     EventKind,
     LifecycleEvent,
@@ -29,7 +29,7 @@ from flusso.domain.types import IndexMapping
 logger = logging.getLogger(__name__)
 
 
-async def observe(admin: IndexAdmin, names: IndexNames) -> tuple[SinkFacts, ClusterView]:
+async def observe(admin: IndexFacts, names: IndexNames) -> tuple[SinkFacts, ClusterView]:
     """What the sink shows for one hash alias, as reconciliation and planning read it."""
     meta = await admin.read_marker(names)
     view = await admin.cluster_view(names)
@@ -51,7 +51,7 @@ async def observe(admin: IndexAdmin, names: IndexNames) -> tuple[SinkFacts, Clus
 
 
 async def reconcile_index(
-    journal: Journal, admin: IndexAdmin, mapping: IndexMapping
+    journal: Journal, admin: IndexFacts, mapping: IndexMapping
 ) -> LifecycleState:
     """Bring the journal row of `mapping` in `admin`'s sink in line with the sink; the state."""
     names = admin.index_names(mapping)
@@ -110,7 +110,7 @@ class StartupReport:
 
 
 async def reconcile_on_start(
-    journal: Journal, admins: Sequence[IndexAdmin], mappings: Sequence[IndexMapping]
+    journal: Journal, admins: Sequence[IndexFacts], mappings: Sequence[IndexMapping]
 ) -> StartupReport:
     """Reconcile every configured `(sink, hash alias)`; retire journal rows of hashes that
     are no longer configured (D11). Idempotent: call it before the pipeline starts, and

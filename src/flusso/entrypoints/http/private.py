@@ -21,7 +21,8 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from flusso.app.services.reindex_requests import ReindexControl, normalize_index_name
+from flusso.app.ports import ReindexControl
+from flusso.app.services.reindex_requests import normalize_index_name
 from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
 from flusso.entrypoints.http.security import BasicAuthGate
 
