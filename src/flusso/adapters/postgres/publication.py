@@ -14,19 +14,21 @@ from typing import Any
 import psycopg
 
 from flusso.adapters.postgres.connection import driver_hint, translate
-from flusso.adapters.postgres.quoting import quote_ident, quote_table
-from flusso.app.ports import Coverage, SourceError
+from flusso.app.ports import SourceError
 from flusso.domain.documents.change import TableRef
+from flusso.domain.publication import (
+    Coverage,
+    PublicationFacts,
+    TableStanding,
+    missing_tables,
+    plan_coverage,
+    plan_publication_sql,
+)
+
+# The verdict and the remediation SQL are the domain's; they stay importable from here.
+__all__ = ["Coverage", "ensure_publication", "inspect_publication", "plan_publication_sql"]
 
 logger = logging.getLogger(__name__)
-
-
-def plan_publication_sql(exists: bool, publication: str, tables: Sequence[TableRef]) -> str:
-    """`CREATE PUBLICATION … FOR TABLE …;` or `ALTER PUBLICATION … ADD TABLE …;` in sorted order."""
-    listed = ", ".join(quote_table(t) for t in sorted(tables))
-    if exists:
-        return f"ALTER PUBLICATION {quote_ident(publication)} ADD TABLE {listed};"
-    return f"CREATE PUBLICATION {quote_ident(publication)} FOR TABLE {listed};"
 
 
 _TABLE_FACTS = """
@@ -38,21 +40,6 @@ SELECT pg_has_role(current_user, c.relowner, 'USAGE') AS owned,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p')
 """
-
-
-def _addressable(has_pk: bool, has_identity_index: bool, identity: str) -> bool:
-    """Whether the WAL can carry a key for the table's rows.
-
-    Postgres refuses UPDATE and DELETE on a published table without one, so
-    publishing it would break the application's own writes.
-    """
-    if identity == "f":
-        return True
-    if identity == "i":
-        return has_identity_index
-    if identity == "d":
-        return has_pk
-    return False
 
 
 async def inspect_publication(
@@ -81,9 +68,6 @@ async def _inspect(
             (publication,),
         )
     ).fetchone()
-    exists = row is not None
-    owns_publication = bool(row and row[0])
-
     rows = await (
         await conn.execute(
             "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
@@ -91,68 +75,37 @@ async def _inspect(
         )
     ).fetchall()
     published = {TableRef(str(s), str(t)) for s, t in rows}
-    required = sorted(set(required_tables))
-    present = tuple(t for t in required if t in published)
-    missing = tuple(t for t in required if t not in published)
-    satisfied = not missing
-
-    row = await (
-        await conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-    ).fetchone()
-    superuser = bool(row and row[0])
-    row = await (
-        await conn.execute(
-            "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
-        )
-    ).fetchone()
-    can_create = bool(row and row[0])
-
-    ownership_blockers: list[str] = []
-    keyless_blockers: list[str] = []
-    owns_all_missing = True
-    for table in missing:
-        facts = await (await conn.execute(_TABLE_FACTS, (table.schema, table.name))).fetchone()
-        if facts is None:
-            owns_all_missing = False
-            ownership_blockers.append(f"table {table} does not exist")
-            continue
-        owned, has_pk, has_identity_index, identity = facts
-        if not owned:
-            owns_all_missing = False
-            ownership_blockers.append(f"role does not own table {table}")
-        if not _addressable(bool(has_pk), bool(has_identity_index), str(identity)):
-            keyless_blockers.append(
-                f"table {table} has no primary key or replica identity; publishing it would "
-                f"make UPDATE and DELETE on it fail (add a primary key or set REPLICA IDENTITY)"
-            )
-
-    if satisfied or superuser:
-        manageable = True
-    elif exists:
-        if not owns_publication:
-            ownership_blockers.append(f'role does not own publication "{publication}"')
-        manageable = owns_all_missing and owns_publication
-    else:
-        if not can_create:
-            ownership_blockers.append("role lacks the CREATE privilege on the database")
-        manageable = owns_all_missing and can_create
-    if manageable:
-        ownership_blockers.clear()
-    # flusso never publishes a table it cannot address, whoever runs it: the
-    # application's UPDATE and DELETE on it would start failing.
-    if keyless_blockers:
-        manageable = False
-    blockers = tuple(ownership_blockers + keyless_blockers)
-
-    return Coverage(
-        satisfied=satisfied,
-        manageable=manageable,
-        will_manage=manage and manageable and not satisfied,
-        present=present,
-        missing=missing,
-        blockers=blockers,
-        remediation=() if satisfied else (plan_publication_sql(exists, publication, missing),),
+    superuser = await _flag(conn, "SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    can_create = await _flag(
+        conn, "SELECT has_database_privilege(current_user, current_database(), 'CREATE')"
     )
+    standings: dict[TableRef, TableStanding | None] = {}
+    for table in missing_tables(required_tables, published):
+        facts = await (await conn.execute(_TABLE_FACTS, (table.schema, table.name))).fetchone()
+        standings[table] = None if facts is None else TableStanding(
+            owned=bool(facts[0]),
+            has_primary_key=bool(facts[1]),
+            has_identity_index=bool(facts[2]),
+            identity=str(facts[3]),  # type: ignore[arg-type]
+        )
+    return plan_coverage(
+        publication,
+        required_tables,
+        manage,
+        PublicationFacts(
+            exists=row is not None,
+            owned=bool(row and row[0]),
+            published=published,
+            superuser=superuser,
+            can_create=can_create,
+            standings=standings,
+        ),
+    )
+
+
+async def _flag(conn: psycopg.AsyncConnection[Any], sql: str) -> bool:
+    row = await (await conn.execute(sql)).fetchone()
+    return bool(row and row[0])
 
 
 async def ensure_publication(

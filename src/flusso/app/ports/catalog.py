@@ -1,43 +1,14 @@
 """Read-only facts about the source database that `check` and `run`'s preflight compare
-the schemas with."""
+the schemas with (`Coverage` is the domain's publication verdict, re-exported here)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from flusso.domain.documents.change import TableRef
+from flusso.domain.publication import Coverage
 from flusso.domain.validation import ServerFacts, TableFacts
-
-
-@dataclass(frozen=True)
-class Coverage:
-    """How far the publication covers the tables the enabled indexes read.
-
-    `present` and `missing` are sorted; `blockers` say why flusso may not add the
-    missing tables itself (empty when it may); `remediation` is the SQL an operator
-    runs to add them (empty when nothing is missing).
-    """
-
-    satisfied: bool
-    manageable: bool
-    will_manage: bool
-    present: tuple[TableRef, ...]
-    missing: tuple[TableRef, ...]
-    blockers: tuple[str, ...]
-    remediation: tuple[str, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "satisfied": self.satisfied,
-            "manageable": self.manageable,
-            "will_manage": self.will_manage,
-            "present": [str(t) for t in self.present],
-            "missing": [str(t) for t in self.missing],
-            "blockers": list(self.blockers),
-            "remediation": list(self.remediation),
-        }
 
 
 class Catalog(Protocol):
