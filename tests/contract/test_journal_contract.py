@@ -1,4 +1,4 @@
-"""The Journal port (sinks spec §3.6), held on `InMemoryJournal` and `SqliteJournal` alike.
+"""The Journal port, held on `InMemoryJournal` and `SqliteJournal` alike.
 
 Each leg yields a `Leg`: the open journal, `reopen()` (a new process on the same store or
 file), `tamper(event_id)` (try to rewrite a recorded event behind the port's back) and
@@ -175,7 +175,7 @@ async def test_a_recorded_event_comes_back_with_its_before_and_after_states(leg)
     assert (row.logical, row.last_event_id, row.updated_at) == ("users", 1, record.recorded_at)
 
 
-async def test_case_15_the_rebuild_events_are_kept_in_order_under_one_op_id(leg):
+async def test_the_rebuild_events_are_kept_in_order_under_one_op_id(leg):
     await seed_and_serve(leg.journal)
     first = len(await leg.journal.events())
     for event in CASE_15:
@@ -277,7 +277,7 @@ async def test_events_filter_by_sink_hash_alias_and_position(leg):
     assert [r.sink for r in await leg.journal.all_current()] == ["other", "primary"]
 
 
-async def test_case_27_a_fresh_journal_is_reconciled_from_the_sink(leg):
+async def test_a_fresh_journal_is_reconciled_from_the_sink(leg):
     facts = SinkFacts(Meta(1, True), holders=(1,), generations=(1,))
     event = reconcile(None, facts, sink="primary", logical="users", hash_alias=HASH)
     record = await leg.journal.record(event)
@@ -289,7 +289,7 @@ async def test_case_27_a_fresh_journal_is_reconciled_from_the_sink(leg):
     assert row.to_detail()["serving_generation"] == 1
 
 
-async def test_case_28_reconciling_a_stale_rebuild_closes_its_op(leg):
+async def test_reconciling_a_stale_rebuild_closes_its_op(leg):
     await seed_and_serve(leg.journal)
     await leg.journal.record(ev(E.REINDEX_REQUESTED))
     await leg.journal.record(ev(E.REINDEX_STAGED, generation=3))

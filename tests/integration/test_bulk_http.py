@@ -1,4 +1,5 @@
-"""Bulk requests over real HTTP against a recording stub OpenSearch (sinks spec §2.9, cases 6, 34–43).
+"""Bulk requests over real HTTP against a recording stub OpenSearch: chunking, retries,
+rejections and the bodies of generation creation and seeding.
 
 The client is never mocked: the sink talks to an aiohttp server on a free port
 that scripts its replies and records every request.
@@ -162,7 +163,7 @@ async def test_an_unparsable_success_body_fails_at_once_without_retry(make_sink,
 
 
 async def test_a_throttled_item_is_resent_alone_and_is_not_a_rejection(make_sink, stub_opensearch):
-    # Case 39 (D6).
+    # Throttled items are re-sent alone, not rejected.
     stub_opensearch.bulk_replies[:] = [item_statuses(201, (429, "too many requests"), 201)]
     sink = make_sink()
     await sink.write([upsert(1), upsert(2), upsert(3)])
@@ -184,7 +185,7 @@ async def test_items_throttled_until_the_budget_runs_out_fail_the_flush(make_sin
 
 
 async def test_a_400_item_is_rejected_once_and_the_others_stay_applied(make_sink, stub_opensearch):
-    # Case 40 at sink level: the rejection is reported, never retried.
+    # The rejection is reported, never retried.
     stub_opensearch.bulk_replies[:] = [
         item_statuses(201, (400, "failed to parse field [age]"), 201)
     ]
@@ -198,7 +199,7 @@ async def test_a_400_item_is_rejected_once_and_the_others_stay_applied(make_sink
 
 
 async def test_a_missing_delete_is_not_a_rejection_next_to_a_real_one(make_sink, stub_opensearch):
-    # Case 43 (D7).
+    # A delete of a missing document succeeded.
     stub_opensearch.bulk_replies[:] = [item_statuses(400, 404)]
     sink = make_sink()
     await sink.write([upsert(42), delete(7)])
@@ -232,7 +233,6 @@ async def test_writes_go_to_the_announced_generation_and_rejections_name_the_log
 
 
 async def test_generation_creation_and_seeding_send_the_expected_bodies(make_sink, stub_opensearch):
-    # Case 6.
     sink = make_sink(number_of_shards=2, number_of_replicas=0, refresh_interval="5s")
     await sink.ensure_index(users_mapping("0123abcd"))
     await sink.mark_seeded("users")
@@ -278,4 +278,4 @@ async def test_retry_sleeps_follow_the_doubling_schedule(make_sink, stub_opensea
     await sink.write([upsert(1)])
     with pytest.raises(SinkUnavailableError, match="HTTP 502 Bad Gateway"):
         await sink.flush(caught_up=True)
-    assert sleeps == [0.2, 0.4, 0.8]  # case 38: ≈1.4 s over four attempts
+    assert sleeps == [0.2, 0.4, 0.8]  # ≈1.4 s over four attempts

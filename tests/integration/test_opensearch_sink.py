@@ -1,7 +1,7 @@
 """The OpenSearch sink's index lifecycle against the embedded server (and a real cluster when set).
 
-Sink-level acceptance cases of the sinks spec §10: 1, 2, 4, 5, 6, 7, 10, 14, 29, plus
-reindex staging (§2.6), D14 and item rejections (40/43 at sink level).
+First builds, restarts, schema changes and reverts, orphans and vanished generations,
+reindex staging, skipped backfills and item rejections, at the sink's level.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ async def test_a_fresh_run_builds_generation_one_behind_both_aliases(new_sink, p
         "1": {"email": "a@x.io"},
         "2": {"email": "b@x.io"},
     }
-    # Case 2: every object carries the prefix, the meta index included.
+    # Every object carries the prefix, the meta index included.
     assert await probe.exists(f"{prefix}flusso_meta")
 
 
@@ -138,11 +138,11 @@ async def test_a_schema_change_builds_a_new_hash_and_keeps_the_bare_name_until_s
     await sink.ensure_index(users_mapping(K))
     old_gen, new_gen = f"{prefix}users_{H}_1", f"{prefix}users_{K}_1"
     assert await probe.holders(f"{prefix}users_{K}") == [new_gen]
-    assert await probe.holders(f"{prefix}users") == [old_gen]  # D5
+    assert await probe.holders(f"{prefix}users") == [old_gen]  # the bare name keeps serving the seeded hash
     assert await probe.meta(f"{prefix}users_{H}") == {
         "active_generation": 2,
         "seeded": False,
-    }  # D11
+    }  # the old hash is restaged: reverting to it rebuilds
     await sink.write([upsert(1, {"email": "new@x.io"})])
     await sink.flush(caught_up=True)
     await sink.mark_seeded("users")
@@ -170,7 +170,7 @@ async def test_reverting_to_an_older_hash_rebuilds_it_instead_of_serving_stale_d
 
 
 async def test_a_generation_left_without_meta_is_superseded_and_dropped(new_sink, probe, prefix):
-    # Case 14: a crash after `PUT users_H_1`, before its meta was written.
+    # A crash after `PUT users_H_1`, before its meta was written.
     await probe.client.indices.create(index=f"{prefix}users_{H}_1")
     sink = new_sink()
     await seed(sink, users_mapping(H), {1: {"email": "a@x.io"}})
@@ -181,7 +181,7 @@ async def test_a_generation_left_without_meta_is_superseded_and_dropped(new_sink
 async def test_a_seeded_marker_whose_generation_vanished_triggers_a_rebuild(
     new_sink, probe, prefix
 ):
-    # Case 29 (D10).
+    # A seeded marker must not serve an index whose data is gone.
     await seed(new_sink(), users_mapping(H), {1: {"email": "a@x.io"}})
     await probe.client.indices.delete(index=f"{prefix}users_{H}_1")
     sink = new_sink()
@@ -224,7 +224,7 @@ async def test_a_staged_reindex_builds_behind_the_serving_generation_then_swaps(
 async def test_skip_backfill_with_a_staged_rebuild_writes_to_the_serving_generation(
     new_sink, probe, prefix
 ):
-    # D14.
+    # Nothing will seed the staged generation, so readers must stay current.
     await seed(new_sink(), users_mapping(H), {1: {"email": "a@x.io"}})
     await new_sink().reindex(users_mapping(H))
     sink = new_sink(skip_backfill=True)

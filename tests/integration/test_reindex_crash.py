@@ -1,4 +1,4 @@
-"""SIGKILL at each reindex crash point (sinks spec §3.4, §10 cases 14, 19–21), restart, and
+"""SIGKILL at each reindex crash point, restart, and
 reach one consistent serving generation whose documents equal the database.
 
 Each case runs `tests/integration/reindex_runner.py` as a real process against the session
@@ -120,11 +120,11 @@ def runs(pg_url, embedded_opensearch, tmp_path) -> Runs:
     "crash",
     [
         "after:reindex_requested",  # 202, before staging: the request survives
-        "after:reindex_staged",  # case 19: meta {2,false}, reads stay on 1
-        "after:generation_created",  # case 20: generation 2 reused
-        "backfill-chunk",  # case 20: mid-backfill, generation 2 reused, no 3
+        "after:reindex_staged",  # meta {2,false}, reads stay on 1
+        "after:generation_created",  # generation 2 reused
+        "backfill-chunk",  # mid-backfill, generation 2 reused, no 3
         "after:swap_started",
-        "after:alias_swapped",  # case 21: backfill re-run into 2, 1 dropped (D3)
+        "after:alias_swapped",  # backfill re-run into 2, 1 dropped
         "after:generations_dropped",
         "after:seeded",  # done
     ],
@@ -143,7 +143,7 @@ async def test_a_reindex_killed_at_a_crash_point_resumes_to_one_consistent_gener
 async def test_a_first_build_killed_between_creating_generation_one_and_its_meta_ends_on_two(
     runs, pg_url, embedded_opensearch
 ):
-    # Case 14: generation 1 exists without meta; the restart builds 2 and D3 drops 1.
+    # Generation 1 exists without meta; the restart builds 2 and drops the orphan 1.
     await asyncio.to_thread(runs.killed, "--crash", "fresh-create")
     change_rows(pg_url)
     await asyncio.to_thread(runs.ok)

@@ -1,5 +1,5 @@
 """Reindex one index while a writer keeps committing, end to end against Postgres and the
-embedded OpenSearch (sinks spec §3.2, §10 cases 15–18): live sync never pauses, the swap
+embedded OpenSearch: live sync never pauses, the swap
 is atomic, and afterwards the alias serves exactly a fresh rebuild of the database."""
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ async def test_reindex_under_live_writes_keeps_other_indexes_fresh_and_swaps_to_
                 latencies.append(time.monotonic() - committed)
 
     async def during_backfill() -> None:
-        """Case 16: reads stay on generation 1 while 2 is built unaliased."""
+        """Reads stay on generation 1 while 2 is built unaliased."""
 
         async def started() -> bool:
             row = await stack.journal.current("primary", items.hash_alias)
@@ -219,7 +219,7 @@ async def test_reindex_under_live_writes_keeps_other_indexes_fresh_and_swaps_to_
     assert await probe.meta(items.hash_alias) == {"active_generation": 2, "seeded": True}
     assert (await probe.settings(gen2))["refresh_interval"] == "1s"
 
-    # Journal: the operation's events in the order of case 15.
+    # Journal: the operation's events in the order a rebuild records them.
     kinds = [str(r.event) for r in await stack.journal.events("primary", items.hash_alias)]
     assert kinds[kinds.index("reindex_requested") :] == CASE_15
     row = await stack.journal.current("primary", items.hash_alias)

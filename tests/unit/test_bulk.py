@@ -1,19 +1,20 @@
-"""Bulk wire format without I/O: fragments, chunking, reply classification, alias moves (§2.3, §2.9)."""
+"""Bulk wire format without I/O: fragments, chunking, reply classification, alias moves."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from flusso.adapters.opensearch.bulk import (
-    alias_actions,
     bulk_params,
     classify_bulk_reply,
     delete_action,
     index_action,
     plan_chunks,
 )
+from flusso.domain.generations import SwapAliases, plan_alias_swap
 
 
 def test_an_index_action_is_a_meta_line_and_a_source_line_each_ending_in_newline():
@@ -33,9 +34,9 @@ def test_a_delete_action_is_one_line_and_sizes_count_utf8_bytes():
 @pytest.mark.parametrize(
     ("sizes", "batch_size", "max_bytes", "expected"),
     [
-        ([10] * 5, 2, 10_000, [2, 2, 1]),  # case 34
+        ([10] * 5, 2, 10_000, [2, 2, 1]),
         ([12, 12, 12, 12], 1000, 30, [2, 2]),
-        ([10, 50, 10, 10], 1000, 30, [1, 1, 2]),  # case 35
+        ([10, 50, 10, 10], 1000, 30, [1, 1, 2]),
         ([40, 40, 40, 5, 5], 3, 100, [2, 3]),
         ([], 2, 10, []),
         ([50], 1, 10, [1]),
@@ -73,7 +74,7 @@ def test_a_reply_without_errors_rejects_nothing():
     assert classify_bulk_reply(reply, _actions()).rejected == ()
 
 
-def test_a_400_item_is_rejected_and_a_missing_delete_succeeds():  # case 43, D7
+def test_a_400_item_is_rejected_and_a_missing_delete_succeeds():
     reply = {
         "errors": True,
         "items": [
@@ -93,7 +94,7 @@ def test_a_400_item_is_rejected_and_a_missing_delete_succeeds():  # case 43, D7
     assert outcome.transient == ()
 
 
-def test_throttled_items_are_marked_for_resending_not_rejected():  # D6
+def test_throttled_items_are_marked_for_resending_not_rejected():
     reply = {
         "errors": True,
         "items": [
@@ -121,6 +122,12 @@ def test_items_beyond_the_actions_fall_back_to_their_own_index_and_id():
 def test_an_item_without_status_counts_as_accepted():
     reply = {"errors": True, "items": [{"update": {"_id": "1"}}]}
     assert classify_bulk_reply(reply, _actions()).rejected == ()
+
+
+def alias_actions(alias: str, target: str, holders: list[str]) -> dict[str, Any] | None:
+    """The `_aliases` body the sink sends for the domain's planned move (None: no call)."""
+    actions = plan_alias_swap(alias, holders, target)
+    return SwapAliases(hash_actions=actions, bare_actions=()).body() if actions else None
 
 
 def test_alias_moves_are_skipped_when_already_exact_and_atomic_otherwise():

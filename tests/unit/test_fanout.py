@@ -1,4 +1,4 @@
-"""Several sinks behind one port (sinks spec §1.5): name order, AND of seeded, D1."""
+"""Several sinks behind one port: name order, AND of seeded, reindex reaches every sink."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def test_mark_seeded_and_reindex_are_forwarded_to_every_sink():
     await fan.ensure_index(MAPPING)
     await fan.mark_seeded("users")
     assert a.is_marked_seeded("users") and b.is_marked_seeded("users")
-    await fan.reindex(MAPPING)  # D1
+    await fan.reindex(MAPPING)  # every destination is rebuilt
     assert not a.is_marked_seeded("users") and not b.is_marked_seeded("users")
 
 

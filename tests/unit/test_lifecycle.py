@@ -1,4 +1,4 @@
-"""The index lifecycle state machine (sinks spec §3.5), its invariants and reconciliation (§3.7)."""
+"""The index lifecycle state machine, its invariants and reconciliation from the sink."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_every_sample_state_satisfies_the_invariants():
         assert invariant_problems(state) == []
 
 
-# -- every allowed transition (§3.5 table) ------------------------------------
+# -- every allowed transition -----------------------------------------------
 
 ALLOWED_CASES = [
     ("new + generation_created starts seeding",
@@ -92,10 +92,10 @@ ALLOWED_CASES = [
      PENDING, ev(E.REINDEX_STAGE_FAILED), SAMPLE[S.SERVING]),
     ("reindex_staged + generation_created reindexes",
      SAMPLE[S.REINDEX_STAGED], ev(E.GENERATION_CREATED, generation=2), SAMPLE[S.REINDEXING]),
-    ("serving + generation_missing without holder seeds (D10)",
+    ("serving + generation_missing without holder seeds",
      SAMPLE[S.SERVING], ev(E.GENERATION_MISSING, generation=2, op_id="op-m"),
      LifecycleState(S.SEEDING, None, 2, "op-m")),
-    ("serving + generation_missing behind a holder stages (D10)",
+    ("serving + generation_missing behind a holder stages",
      LifecycleState(S.SERVING, 2),
      ev(E.GENERATION_MISSING, generation=3, serving_generation=1, op_id="op-m"),
      LifecycleState(S.REINDEX_STAGED, 1, 3, "op-m")),
@@ -228,7 +228,7 @@ def test_a_pending_request_carries_its_op_into_the_rebuild_and_through_reconcili
     assert opens_operation(SAMPLE[S.REINDEXING], other_target)
 
 
-def test_case_15_event_order_folds_from_serving_back_to_serving_on_the_new_generation():
+def test_the_rebuild_event_order_folds_from_serving_back_to_serving_on_the_new_generation():
     kinds = [
         ev(E.REINDEX_REQUESTED, op_id="op-15"),
         ev(E.REINDEX_STAGED, generation=2),
@@ -248,7 +248,7 @@ def test_case_15_event_order_folds_from_serving_back_to_serving_on_the_new_gener
     assert fold(kinds, SAMPLE[S.SERVING]) == LifecycleState(S.SERVING, 2)
 
 
-# -- reconciliation table (§3.7) ---------------------------------------------
+# -- reconciliation table --------------------------------------------------
 
 RECONCILIATION = [
     ("no meta, no holder: new", SinkFacts(None), LifecycleState(S.NEW)),
@@ -256,11 +256,11 @@ RECONCILIATION = [
      SinkFacts(None, generations=(1,)), LifecycleState(S.NEW)),
     ("no meta, one holder: staged behind it",
      SinkFacts(None, holders=(1,), generations=(1,)), LifecycleState(S.REINDEX_STAGED, 1, 2)),
-    ("seeded marker, generation missing, no holder: D10 seeding",
+    ("seeded marker, generation missing, no holder: seeding",
      SinkFacts(Meta(1, True), generations=()), LifecycleState(S.SEEDING, None, 2)),
-    ("seeded marker, generation missing, orphan 4: D10 seeds past it",
+    ("seeded marker, generation missing, orphan 4: seeds past it",
      SinkFacts(Meta(1, True), generations=(4,)), LifecycleState(S.SEEDING, None, 5)),
-    ("seeded marker, generation missing, other holder: D10 staged",
+    ("seeded marker, generation missing, other holder: staged",
      SinkFacts(Meta(2, True), holders=(1,), generations=(1,)),
      LifecycleState(S.REINDEX_STAGED, 1, 3)),
     ("seeded marker, generation exists: serving",
@@ -302,7 +302,7 @@ def test_several_holders_are_noted_as_an_anomaly():
     assert anomalies(SinkFacts(Meta(2, True), holders=(2,), generations=(2,))) == []
 
 
-def test_case_27_a_deleted_journal_is_reconciled_to_serving_from_the_sink():
+def test_a_deleted_journal_is_reconciled_to_serving_from_the_sink():
     facts = SinkFacts(Meta(1, True), holders=(1,), generations=(1,))
     event = reconcile(None, facts, sink="primary", logical="users", hash_alias="users_ab12cd34")
     assert event is not None and event.kind is E.RECONCILED
@@ -311,7 +311,7 @@ def test_case_27_a_deleted_journal_is_reconciled_to_serving_from_the_sink():
     assert apply(INITIAL, event) == LifecycleState(S.SERVING, 1)
 
 
-def test_case_28_the_sink_wins_over_a_journal_that_says_reindexing():
+def test_the_sink_wins_over_a_journal_that_says_reindexing():
     journal = LifecycleState(S.REINDEXING, 2, 3, "op-old")
     facts = SinkFacts(Meta(2, True), holders=(2,), generations=(2,))
     event = reconcile(journal, facts, sink="primary", logical="users",
@@ -370,7 +370,7 @@ def test_every_derived_state_is_a_valid_reconciliation_target(meta, holders, gen
     assert invariant_problems(apply(INITIAL, event)) == []
 
 
-# -- wire states (§3.8) ------------------------------------------------------------
+# -- wire states ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

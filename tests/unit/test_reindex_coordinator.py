@@ -1,5 +1,5 @@
 """The online reindex coordinator against the in-memory sink, journal, capture and builder,
-with a real SyncPipeline following live changes the whole time (sinks spec §3.2–3.4, §10)."""
+with a real SyncPipeline following live changes the whole time."""
 
 from __future__ import annotations
 

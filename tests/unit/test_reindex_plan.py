@@ -1,6 +1,6 @@
-"""Reindex-and-swap planning (sinks spec §3.1–3.4, §2.3): step order, alias moves, resumes.
+"""Reindex-and-swap planning: step order, alias moves, resumes.
 
-A small model cluster carries the plans out and checks the §3.5 invariants after every
+A small model cluster carries the plans out and checks the lifecycle invariants after every
 step; crashing it at every point and resuming from the journal must end in one served
 generation.
 """
@@ -58,7 +58,7 @@ def gen(n: int) -> str:
     return NAMES.generation(n)
 
 
-# -- alias moves (§2.3) ---------------------------------------------------------
+# -- alias moves --------------------------------------------------------------
 
 
 def test_an_alias_already_on_exactly_the_target_needs_no_call():
@@ -121,7 +121,7 @@ def test_both_aliases_move_in_one_call():
     ]}
 
 
-def test_case_15_the_plan_journals_the_op_events_in_order():
+def test_the_plan_journals_the_op_events_in_order():
     steps = plan_reindex(SERVING_1, NAMES, VIEW_1, refresh_interval="1s")
     assert journal_kinds(steps) == [
         E.REINDEX_REQUESTED, E.REINDEX_STAGED, E.GENERATION_CREATED, E.BACKFILL_STARTED,
@@ -135,7 +135,7 @@ def test_a_request_already_recorded_as_pending_is_not_journaled_twice():
     assert journal_kinds(steps)[0] is E.REINDEX_STAGED
 
 
-def test_case_22_an_orphan_generation_is_skipped_and_dropped():
+def test_an_orphan_generation_is_skipped_and_dropped():
     view = ClusterView(hash_holders=(gen(2),), bare_holders=(gen(2),), generations=(2, 3))
     steps = plan_reindex(LifecycleState(State.SERVING, 2), NAMES, view, refresh_interval="1s")
     assert isinstance(steps[0], StageTarget) and steps[0].generation == 4
@@ -159,7 +159,7 @@ def test_the_journal_events_of_a_step_carry_the_numbers_apply_needs():
     assert dropped.detail == {"dropped": [gen(1)]}
 
 
-# -- D2 (§3.3) ------------------------------------------------------------------------
+# -- one rebuild at a time ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -180,7 +180,7 @@ def test_the_journal_events_of_a_step_carry_the_numbers_apply_needs():
          "reindex of users needs a backfill; server runs with --skip-backfill"),
     ],
 )
-def test_case_23_a_second_request_is_refused_while_one_is_staged_running_or_queued(
+def test_a_second_request_is_refused_while_one_is_staged_running_or_queued(
     states, queued, skip, reason
 ):
     verdict = can_request_reindex("users", states, queued=queued, skip_backfill=skip)
@@ -239,11 +239,11 @@ class Cluster:
             self.writes_to = (step.target,)
         elif isinstance(step, DropGenerations):
             for index in step.indexes:
-                # Invariant (3): an alias holder is never deleted.
+                # An alias holder is never deleted: readers would lose it.
                 assert index not in self.hash_holders, f"deleting holder {index}"
                 self.generations.discard(int(index.rsplit("_", 1)[1]))
         elif isinstance(step, MarkSeeded):
-            # Invariant (4): seeded only once the alias points at that generation.
+            # Seeded only once the alias points at that generation.
             assert self.hash_holders == [gen(step.generation)]
             self.meta = Meta(step.generation, True)
             self.first_build = False
@@ -254,7 +254,7 @@ class Cluster:
             n = parse_generation(NAMES.hash_alias, writes)
             assert n in self.generations, f"live writes to missing {writes}"
         if not self.first_build:
-            # Invariant (5): behind a served generation nothing unseeded is readable.
+            # Behind a served generation nothing unseeded is readable.
             for holder in self.hash_holders:
                 assert int(holder.rsplit("_", 1)[1]) in self.complete | {
                     self.meta.generation if self.meta and self.meta.seeded else -1
@@ -272,7 +272,7 @@ class Journal:
         current = self.state or INITIAL
         event = with_op_id(current, event, lambda: f"op-{next(self.ids)}")
         after = apply(current, event)
-        # Invariant (1): at most one rebuild, numbers only grow.
+        # At most one rebuild, and numbers only grow.
         if after.serving_generation and after.target_generation:
             assert after.target_generation > after.serving_generation
         self.state = after
@@ -361,7 +361,7 @@ def test_cases_19_to_21_a_crash_anywhere_in_a_rebuild_resumes_into_the_same_gene
     with pytest.raises(Crash):
         execute(steps, cluster, journal, crash_at=crash_at)
     restart(cluster, journal)
-    # No new number (case 20), the old generation gone (case 21, D3), one op throughout.
+    # No new number, the old generation gone (orphans too), one op throughout.
     assert_serves_only(cluster, journal, 2)
     assert {s.op_id for s in journal.history if s.op_id is not None} == {op}
 
@@ -376,13 +376,13 @@ def test_a_crash_anywhere_in_a_first_build_ends_with_one_served_generation(crash
     with pytest.raises(Crash):
         execute(steps, cluster, journal, crash_at=crash_at)
     restart(cluster, journal)
-    # Case 14: a generation created before its meta was written is skipped and dropped
+    # A generation created before its meta was written is skipped and dropped
     # (points 1 and 2: after the create, before the meta write).
     served = 2 if crash_at in (1, 2) else 1
     assert_serves_only(cluster, journal, served)
 
 
-def test_case_19_a_staged_rebuild_resumes_by_creating_its_target_behind_the_served_one():
+def test_a_staged_rebuild_resumes_by_creating_its_target_behind_the_served_one():
     staged = LifecycleState(State.REINDEX_STAGED, 1, 2, "op")
     cluster = served_cluster()
     cluster.meta = Meta(2, False)
@@ -392,7 +392,7 @@ def test_case_19_a_staged_rebuild_resumes_by_creating_its_target_behind_the_serv
     assert isinstance(steps[1], StartDualWrite) and steps[1].serving == gen(1)
 
 
-def test_case_20_a_rebuild_interrupted_mid_backfill_reuses_its_target():
+def test_a_rebuild_interrupted_mid_backfill_reuses_its_target():
     reindexing = LifecycleState(State.REINDEXING, 1, 2, "op")
     view = ClusterView((gen(1),), (gen(1),), (1, 2))
     steps = plan_resume(reindexing, NAMES, view, refresh_interval="1s")
@@ -401,7 +401,7 @@ def test_case_20_a_rebuild_interrupted_mid_backfill_reuses_its_target():
     assert {s.generation for s in steps if isinstance(s, MarkSeeded)} == {2}
 
 
-def test_case_21_after_the_swap_the_backfill_reruns_into_the_served_target_and_drops_the_old():
+def test_after_the_swap_the_backfill_reruns_into_the_served_target_and_drops_the_old():
     seeding = LifecycleState(State.SEEDING, None, 2, "op")
     view = ClusterView((gen(2),), (gen(2),), (1, 2))
     steps = plan_resume(seeding, NAMES, view, refresh_interval="1s")
@@ -432,7 +432,7 @@ def test_a_pending_request_is_staged_on_the_next_start():
     assert isinstance(steps[0], StageTarget) and steps[0].before is None
 
 
-# -- first builds, schema changes and D5 ---------------------------------------------
+# -- first builds and schema changes ---------------------------------------------
 
 
 def test_a_fresh_index_is_readable_through_both_aliases_from_creation():
@@ -456,7 +456,7 @@ def test_after_a_schema_change_the_bare_alias_keeps_serving_the_old_hash_until_s
     execute(steps[final_swap:], cluster, journal)
     assert cluster.bare_holders == [gen(1)]
     assert journal.state == LifecycleState(State.SERVING, 1)
-    # The old hash's objects are never dropped from here (§2.11).
+    # The old hash's objects are never dropped from here: reverting the schema reuses them.
     assert steps[-2].indexes == ()
 
 

@@ -1,7 +1,7 @@
-"""Several sinks behind one Sink port, in sink-name order (sinks spec §1.5).
+"""Several sinks behind one Sink port, in sink-name order.
 
 Calls go to each sink in turn and the first error aborts; `is_seeded` is an AND;
-`reindex` is forwarded to every sink (D1).
+`reindex` is forwarded to every sink, so every destination is rebuilt from the same rows.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The index lifecycle per `(sink, hash_alias)`: states, events, the transition table, its
-invariants, and the state derived from what the sink shows (sinks spec §3.5, §3.7, §3.8).
+invariants, and the state derived from what the sink shows.
 
 Pure: it never reads a clock or makes an id; callers pass both in.
 """
@@ -42,7 +42,7 @@ class EventKind(StrEnum):
 
 
 class WireState(StrEnum):
-    """Per-index values on `/status` and `/indexes` (§3.8)."""
+    """Per-index values on `/status` and `/indexes`."""
 
     PENDING = "pending"
     BACKFILLING = "backfilling"
@@ -105,7 +105,7 @@ class LifecycleEvent:
 _REBUILDING = frozenset({State.SEEDING, State.REINDEXING})
 _ANY = frozenset(State)
 
-#: event -> the states it may be applied in (§3.5). Everything else raises.
+#: event -> the states it may be applied in. Everything else raises.
 ALLOWED: Mapping[EventKind, frozenset[State]] = {
     EventKind.GENERATION_CREATED: frozenset({State.NEW, State.REINDEX_STAGED}),
     EventKind.BACKFILL_STARTED: _REBUILDING,
@@ -166,7 +166,8 @@ def _continued_op(current: LifecycleState, event: LifecycleEvent) -> str | None:
 
 
 def apply(current: LifecycleState, event: LifecycleEvent) -> LifecycleState:
-    """The state after `event`; LifecycleError when §3.5 forbids it or it breaks an invariant."""
+    """The state after `event`; LifecycleError when the table forbids it or it breaks an
+    invariant."""
     where = f"{event.sink}/{event.hash_alias}"
     if not is_allowed(current.state, event.kind):
         raise LifecycleError(
@@ -197,7 +198,7 @@ def _transition(cur: LifecycleState, ev: LifecycleEvent, where: str) -> Lifecycl
     if kind is EventKind.SWAP_STARTED:
         return replace(cur, state=State.SWAPPING)
     if kind is EventKind.GENERATIONS_DROPPED:
-        # Invariant (3): the generation the alias now points at is never deleted.
+        # The generation the alias now points at is never deleted: readers would lose it.
         if cur.target_generation in ev.dropped:
             raise LifecycleError(
                 f"{where}: generation {cur.target_generation} cannot be dropped; "
@@ -266,7 +267,7 @@ def fold(events: Iterable[LifecycleEvent], start: LifecycleState = INITIAL) -> L
 
 
 def invariant_problems(s: LifecycleState) -> list[str]:
-    """Every way `s` breaks the shape §3.5 gives its state (empty when it holds)."""
+    """Every way `s` breaks the shape its state must have (empty when it holds)."""
     problems: list[str] = []
     serving, target = s.serving_generation, s.target_generation
     for name, value in (("serving", serving), ("target", target)):
@@ -308,7 +309,8 @@ def check_invariants(s: LifecycleState, *, where: str = "lifecycle") -> None:
 
 
 def generations_only_grow(before: LifecycleState, after: LifecycleState) -> bool:
-    """Invariant (1) across a step: the highest generation number known never goes down."""
+    """Across a step the highest generation number known never goes down, so a number is
+    never reused for different data."""
     return _highest(after) >= _highest(before)
 
 
@@ -317,7 +319,7 @@ def _highest(s: LifecycleState) -> int:
 
 
 # ---------------------------------------------------------------------------
-# Reconciliation from the sink (§3.7)
+# Reconciliation from the sink
 # ---------------------------------------------------------------------------
 
 
@@ -365,7 +367,8 @@ def next_target_of(generations: Iterable[int], current: int) -> int:
 
 
 def derive_state(facts: SinkFacts) -> LifecycleState:
-    """The lifecycle the sink shows (§3.7, first matching row); `op_id` is left to the journal.
+    """The lifecycle the sink shows (the first matching case wins); `op_id` is left to the
+    journal.
 
     With more than one holder the highest one counts as serving (see `anomalies`).
     """
@@ -379,7 +382,8 @@ def derive_state(facts: SinkFacts) -> LifecycleState:
     g = meta.generation
     if meta.seeded:
         if not facts.meta_generation_exists:
-            # D10: the marker says seeded but the data is gone; rebuild into a fresh number.
+            # The marker says seeded but the data is gone: serving it would show an empty
+            # index, so rebuild into a fresh number.
             target = next_target_of(facts.generations, g)
             if holder is None:
                 return LifecycleState(State.SEEDING, None, target)
@@ -396,7 +400,7 @@ def derive_state(facts: SinkFacts) -> LifecycleState:
 
 
 def anomalies(facts: SinkFacts) -> list[str]:
-    """Facts §3.7 notes in the `reconciled` detail rather than acting on."""
+    """Odd facts noted in the `reconciled` detail for people rather than acted on."""
     notes: list[str] = []
     if len(facts.holders) > 1:
         listed = ", ".join(str(h) for h in sorted(facts.holders))
@@ -464,7 +468,7 @@ def reconcile(
 ) -> LifecycleEvent | None:
     """The `reconciled` event to append when the journal row is missing or disagrees, else None.
 
-    The sink wins (invariant 7). `op_id` is used when the derived state opens a
+    The sink wins: it holds the data readers see, the journal only a record of it. `op_id` is used when the derived state opens a
     new operation; pass a fresh one (the journal fills it in when omitted).
     """
     derived = derive_state(facts)
@@ -492,7 +496,7 @@ def reconcile(
 
 
 # ---------------------------------------------------------------------------
-# Wire states (§3.8)
+# Wire states
 # ---------------------------------------------------------------------------
 
 

@@ -1,235 +1,248 @@
-"""Reindex-and-swap planning: the ordered steps that take one hash alias from where its
-lifecycle stands to `serving` on a fresh, fully seeded generation (sinks spec §3.1–3.5).
+"""Index lifecycle planning: the ordered steps that take one hash alias from where it stands
+to `serving` on a fully seeded generation, whether at a start, after a backfill, for a
+requested rebuild or when a crash left one half done.
 
-Live sync never pauses (§3.2, Python): while generation N+1 seeds, live writes of that
-index go to N (serving) and N+1, the ids touched from the snapshot on are rebuilt once
-more after the backfill, then both aliases move in one `_aliases` call and N is dropped.
-Pure: it returns step values; the app and the adapters carry them out, and record each
-step's `before` event ahead of it and its `after` event once it succeeded.
+Live sync never pauses: while generation N+1 seeds, live writes of that index go to N
+(serving) and N+1, the ids touched from the snapshot on are rebuilt once more after the
+backfill, then both aliases move in one `_aliases` call and N is dropped. Pure: it returns
+step values (`domain.generations`); the app and the adapters carry them out, recording
+each step's `before` event ahead of it and its `after` event once it succeeded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from flusso.domain.errors import LifecycleError
+from flusso.domain.generations import (
+    AliasAction,
+    Backfill,
+    ClusterView,
+    CreateGeneration,
+    DropGenerations,
+    EndDualWrite,
+    IndexNames,
+    MarkSeeded,
+    RebuildTouched,
+    Refresh,
+    RouteWrites,
+    StageTarget,
+    StartDualWrite,
+    Step,
+    SwapAliases,
+    event_for,
+    plan_alias_swap,
+)
 from flusso.domain.lifecycle import (
     EventKind,
-    LifecycleEvent,
     LifecycleState,
+    Meta,
     State,
     next_generation_of,
     next_target_of,
 )
-from flusso.domain.naming import generation_name, parse_generation
+from flusso.domain.naming import parse_generation
+
+# The step vocabulary is importable from here too, beside the planners that emit it.
+__all__ = [
+    "AliasAction",
+    "Backfill",
+    "ClusterView",
+    "CreateGeneration",
+    "DropGenerations",
+    "EndDualWrite",
+    "IndexNames",
+    "MarkSeeded",
+    "RebuildTouched",
+    "Refresh",
+    "ReindexVerdict",
+    "RouteWrites",
+    "SiblingMarker",
+    "StageTarget",
+    "StartDualWrite",
+    "StartFacts",
+    "StartPlan",
+    "Step",
+    "SwapAliases",
+    "can_request_reindex",
+    "event_for",
+    "plan_abandon",
+    "plan_alias_swap",
+    "plan_reindex",
+    "plan_resume",
+    "plan_stage",
+    "plan_start",
+    "plan_swap_in",
+]
+
 
 # ---------------------------------------------------------------------------
-# Names and what the cluster shows
+# A run's start and the end of its backfill
 # ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class IndexNames:
-    """The names one logical index has in one sink (see `domain.naming`)."""
-
-    logical: str
-    hash_alias: str
-    bare_alias: str
-
-    def generation(self, n: int) -> str:
-        return generation_name(self.hash_alias, n)
-
-
-@dataclass(frozen=True)
-class ClusterView:
-    """Alias holders (index names, in the order the sink listed them) and existing generations."""
-
-    hash_holders: tuple[str, ...] = ()
-    bare_holders: tuple[str, ...] = ()
-    generations: tuple[int, ...] = ()
-
-
-# ---------------------------------------------------------------------------
-# Alias moves (§2.3)
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AliasAction:
-    action: Literal["add", "remove"]
-    index: str
-    alias: str
-
-    def as_json(self) -> dict[str, dict[str, str]]:
-        """One entry of the `POST /_aliases` `actions` list."""
-        return {self.action: {"index": self.index, "alias": self.alias}}
-
-
-def plan_alias_swap(alias: str, holders: Sequence[str], target: str) -> tuple[AliasAction, ...]:
-    """Point `alias` at exactly `target`: nothing when it already is the sole holder, else a
-    `remove` per other holder (in holder order) followed by the `add`."""
-    if list(holders) == [target]:
-        return ()
-    removes = tuple(AliasAction("remove", h, alias) for h in holders if h != target)
-    return (*removes, AliasAction("add", target, alias))
-
-
-# ---------------------------------------------------------------------------
-# Steps
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Step:
-    before: EventKind | None = None
-    """Journal this event before the step runs (intent of a visible or destructive step)."""
-    after: EventKind | None = None
-    """Journal this event once the step succeeded."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class StageTarget(_Step):
-    """Write meta `{generation, seeded: false}` for the hash alias (§2.6)."""
+class SiblingMarker:
+    """The marker of another schema hash of the same logical index, and its generations."""
 
     hash_alias: str
-    generation: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class CreateGeneration(_Step):
-    """Create the index (refresh `-1`, §2.8) unless it exists; an existing mapping is kept."""
-
-    index: str
-    generation: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class StartDualWrite(_Step):
-    """From now on live writes of `logical` go to `serving` (when set) and to `target`, and
-    the ids they touch are recorded. Must take effect before the backfill's snapshot."""
-
-    logical: str
-    serving: str | None
-    target: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Backfill(_Step):
-    """Seed `index` from one snapshot of the root rows of `logical`."""
-
-    logical: str
-    index: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class RebuildTouched(_Step):
-    """Rebuild every id recorded since `StartDualWrite` from current rows into `index` (a
-    Delete when the row is gone). Run it through the live pipeline's ordered queue so no
-    rebuilt document can land after a newer live write of the same id."""
-
-    logical: str
-    index: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class Refresh(_Step):
-    """Refresh `index` once, then set its configured `refresh_interval` (§2.7)."""
-
-    index: str
-    refresh_interval: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class SwapAliases(_Step):
-    """Move the hash alias and the bare alias together in ONE `POST /_aliases` call.
-
-    The bare alias is best-effort (§2.3): when the combined call fails and
-    `bare_actions` is not empty, send `hash_actions` alone and only warn about the
-    bare alias. An empty `actions` needs no call (its `after` event is still due).
-    """
-
-    hash_actions: tuple[AliasAction, ...]
-    bare_actions: tuple[AliasAction, ...]
-
-    @property
-    def actions(self) -> tuple[AliasAction, ...]:
-        return (*self.hash_actions, *self.bare_actions)
-
-    def body(self) -> dict[str, Any]:
-        return {"actions": [a.as_json() for a in self.actions]}
-
-
-@dataclass(frozen=True, kw_only=True)
-class EndDualWrite(_Step):
-    """Live writes of `logical` go to `target` only; stop recording touched ids."""
-
-    logical: str
-    target: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class DropGenerations(_Step):
-    """Delete superseded generations of the hash alias (D3; 404 is success). May be empty."""
-
-    indexes: tuple[str, ...]
+    marker: Meta
     generations: tuple[int, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class MarkSeeded(_Step):
-    """Write meta `{generation, seeded: true}`: the rebuild is done."""
+@dataclass(frozen=True)
+class StartFacts:
+    """What a generation-keeping sink shows for one hash alias when a run starts.
 
-    hash_alias: str
+    `marker_generation_exists` tells whether the generation the marker names exists
+    (False without a marker); `siblings` are the markers of the index's other hashes.
+    """
+
+    marker: Meta | None
+    marker_generation_exists: bool
+    view: ClusterView
+    siblings: tuple[SiblingMarker, ...] = ()
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """The generation a run writes to, whether it is already seeded, and the steps to take.
+
+    `missing` is a seeded generation that vanished (it is rebuilt into `generation`);
+    `serving_while_staged` the generation live writes stay on because nothing will seed
+    the staged one; `bare_alias_waits` that the bare alias stays on another schema hash
+    until this one is seeded.
+    """
+
     generation: int
+    seeded: bool
+    steps: tuple[Step, ...]
+    missing: int | None = None
+    serving_while_staged: str | None = None
+    bare_alias_waits: bool = False
 
 
-Step = (
-    StageTarget
-    | CreateGeneration
-    | StartDualWrite
-    | Backfill
-    | RebuildTouched
-    | Refresh
-    | SwapAliases
-    | EndDualWrite
-    | DropGenerations
-    | MarkSeeded
-)
+def plan_start(names: IndexNames, facts: StartFacts, *, skip_backfill: bool) -> StartPlan:
+    """What a start does for one hash alias before the backfill.
+
+    No marker: a fresh generation past every existing number (orphans are skipped over,
+    never reused). A seeded marker whose generation vanished must not serve an empty
+    index: rebuild into a fresh number. Unseeded: create the generation and stage it.
+    The hash alias is pointed at the generation when it is seeded or nothing holds the
+    alias yet (a first build is readable while it seeds); the bare alias follows only
+    when it holds nothing of another schema hash, so a schema change keeps the old hash
+    readable under the bare name until the new one is seeded. Without a backfill a staged
+    rebuild never finishes, so live writes stay on the generation readers see. Every
+    other schema hash whose marker says seeded is staged again: reverting to it later
+    must rebuild it rather than serve data that stopped changing.
+    """
+    marker, view = facts.marker, facts.view
+    missing: int | None = None
+    if marker is None:
+        number, seeded = next_generation_of(view.generations), False
+    elif marker.seeded and not facts.marker_generation_exists:
+        missing = marker.generation
+        number, seeded = next_target_of(view.generations, marker.generation), False
+    else:
+        number, seeded = marker.generation, marker.seeded
+    index = names.generation(number)
+    steps: list[Step] = []
+    if not seeded:
+        steps.append(CreateGeneration(index=index, generation=number))
+        steps.append(StageTarget(hash_alias=names.hash_alias, generation=number))
+    route: tuple[str, ...] = (index,)
+    serving_while_staged: str | None = None
+    waits = False
+    if seeded or not view.hash_holders:
+        own = seeded or _holds_only_own(names, view.bare_holders)
+        waits = not own
+        steps.append(
+            SwapAliases(
+                hash_actions=plan_alias_swap(names.hash_alias, view.hash_holders, index),
+                bare_actions=plan_alias_swap(names.bare_alias, view.bare_holders, index)
+                if own
+                else (),
+            )
+        )
+    elif skip_backfill and any(holder != index for holder in view.hash_holders):
+        serving_while_staged = _serving_holder(names, index, view.hash_holders)
+        route = (serving_while_staged,)
+    steps.append(RouteWrites(logical=names.logical, generations=route))
+    for sibling in facts.siblings:
+        if sibling.hash_alias == names.hash_alias or not sibling.marker.seeded:
+            continue
+        target = next_target_of(sibling.generations, sibling.marker.generation)
+        steps.append(StageTarget(hash_alias=sibling.hash_alias, generation=target))
+    return StartPlan(number, seeded, tuple(steps), missing, serving_while_staged, waits)
 
 
-def event_for(step: Step, kind: EventKind, *, sink: str, names: IndexNames) -> LifecycleEvent:
-    """The journal event for `kind` around `step`, with the numbers `apply` needs."""
-    generation: int | None = None
-    dropped: tuple[int, ...] = ()
-    detail: dict[str, Any] = {}
-    if isinstance(step, StageTarget | CreateGeneration | MarkSeeded):
-        generation = step.generation
-    if isinstance(step, DropGenerations):
-        dropped = step.generations
-        detail["dropped"] = list(step.indexes)
-    if isinstance(step, SwapAliases):
-        detail["actions"] = [a.as_json() for a in step.actions]
-    return LifecycleEvent(
-        sink=sink,
-        logical=names.logical,
-        hash_alias=names.hash_alias,
-        kind=kind,
-        generation=generation,
-        dropped=dropped,
-        detail=detail,
+def plan_stage(names: IndexNames, view: ClusterView) -> StageTarget:
+    """Stage a rebuild into a never-used number; the next start seeds it behind the serving
+    generation."""
+    return StageTarget(hash_alias=names.hash_alias, generation=next_generation_of(view.generations))
+
+
+def plan_swap_in(
+    names: IndexNames,
+    view: ClusterView,
+    target: int,
+    refresh_interval: str,
+    *,
+    hash_holders: tuple[str, ...] | None = None,
+    bare_holders: tuple[str, ...] | None = None,
+    record_swap_start: bool = True,
+) -> tuple[Step, ...]:
+    """Once `target` holds every document: make it searchable, move both aliases to it,
+    and drop every other generation of the hash alias, orphans included (taken from
+    `view`, before any alias move), then mark it seeded. The holders default to `view`'s."""
+    index = names.generation(target)
+    superseded = tuple(sorted(g for g in set(view.generations) if g != target))
+    return (
+        Refresh(
+            index=index,
+            refresh_interval=refresh_interval,
+            before=EventKind.SWAP_STARTED if record_swap_start else None,
+        ),
+        SwapAliases(
+            hash_actions=plan_alias_swap(
+                names.hash_alias, view.hash_holders if hash_holders is None else hash_holders, index
+            ),
+            bare_actions=plan_alias_swap(
+                names.bare_alias, view.bare_holders if bare_holders is None else bare_holders, index
+            ),
+            after=EventKind.ALIAS_SWAPPED,
+        ),
+        EndDualWrite(logical=names.logical, target=index),
+        DropGenerations(
+            indexes=tuple(names.generation(g) for g in superseded),
+            generations=superseded,
+            after=EventKind.GENERATIONS_DROPPED,
+        ),
+        MarkSeeded(hash_alias=names.hash_alias, generation=target, after=EventKind.SEEDED),
     )
 
 
+def _holds_only_own(names: IndexNames, holders: Sequence[str]) -> bool:
+    return all(parse_generation(names.hash_alias, h) is not None for h in holders)
+
+
+def _serving_holder(names: IndexNames, staged: str, holders: Sequence[str]) -> str:
+    """The generation readers see: the highest-numbered holder other than the staged one."""
+    others = [holder for holder in holders if holder != staged]
+    numbered = [(parse_generation(names.hash_alias, h), h) for h in others]
+    ranked = sorted((n, h) for n, h in numbered if n is not None)
+    return ranked[-1][1] if ranked else others[0]
+
+
 # ---------------------------------------------------------------------------
-# Planning
+# Requested rebuilds and resuming after a restart
 # ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ReindexVerdict:
-    """Whether a reindex request may be accepted (D2); `reason` is the 409 body without `\\n`."""
+    """Whether a reindex request may be accepted; `reason` is the 409 body without `\\n`."""
 
     allowed: bool
     reason: str | None = None
@@ -245,7 +258,8 @@ def can_request_reindex(
     queued: bool,
     skip_backfill: bool,
 ) -> ReindexVerdict:
-    """D2: only when every OpenSearch sink serves `index` and no request for it waits."""
+    """Only when every OpenSearch sink serves `index` and no request for it waits: a second
+    rebuild would only repeat the first."""
     if skip_backfill:
         return ReindexVerdict(
             False, f"reindex of {index} needs a backfill; server runs with --skip-backfill"
@@ -281,10 +295,11 @@ def plan_reindex(
         before=None if state.pending_request else EventKind.REINDEX_REQUESTED,
         after=EventKind.REINDEX_STAGED,
     )
-    created = CreateGeneration(
-        index=names.generation(target), generation=target, after=EventKind.GENERATION_CREATED
+    return (
+        stage,
+        _create(names, target, recorded=True),
+        *_rebuild(names, view, serving, target, refresh_interval),
     )
-    return (stage, created, *_rebuild(names, view, serving, target, refresh_interval))
 
 
 def plan_resume(
@@ -303,46 +318,28 @@ def plan_resume(
     """
     s = state.state
     if s is State.NEW:
-        return _first_build(
-            names,
-            view,
-            next_generation_of(view.generations),
-            refresh_interval,
-            record_creation=True,
-        )
+        target = next_generation_of(view.generations)
+        return _first_build(names, view, target, refresh_interval, record_creation=True)
     if s is State.SEEDING:
-        return _first_build(
-            names, view, _target(state, names), refresh_interval, record_creation=False
-        )
+        target = _target(state, names)
+        return _first_build(names, view, target, refresh_interval, record_creation=False)
     if s is State.SERVING:
         if not state.pending_request:
             return ()
         return plan_reindex(state, names, view, refresh_interval=refresh_interval)
     if s is State.REINDEX_STAGED:
         target = _target(state, names)
-        created = CreateGeneration(
-            index=names.generation(target), generation=target, after=EventKind.GENERATION_CREATED
-        )
-        serving = _serving(state, names)
-        return (created, *_rebuild(names, view, serving, target, refresh_interval))
+        rebuild = _rebuild(names, view, _serving(state, names), target, refresh_interval)
+        return (_create(names, target, recorded=True), *rebuild)
     if s is State.REINDEXING:
         target = _target(state, names)
-        serving = _serving(state, names)
-        steps = _rebuild(names, view, serving, target, refresh_interval)
-        if target not in view.generations:
-            steps = (CreateGeneration(index=names.generation(target), generation=target), *steps)
-        return steps
+        rebuild = _rebuild(names, view, _serving(state, names), target, refresh_interval)
+        if target in view.generations:
+            return rebuild
+        return (_create(names, target, recorded=False), *rebuild)
     if s is State.SWAPPING:
         target = _target(state, names)
-        return _finish(
-            names,
-            view,
-            target,
-            refresh_interval,
-            hash_holders=view.hash_holders,
-            bare_holders=view.bare_holders,
-            record_swap_start=False,
-        )
+        return plan_swap_in(names, view, target, refresh_interval, record_swap_start=False)
     return ()
 
 
@@ -358,6 +355,14 @@ def _serving(state: LifecycleState, names: IndexNames) -> int:
     return state.serving_generation
 
 
+def _create(names: IndexNames, target: int, *, recorded: bool) -> CreateGeneration:
+    return CreateGeneration(
+        index=names.generation(target),
+        generation=target,
+        after=EventKind.GENERATION_CREATED if recorded else None,
+    )
+
+
 def _first_build(
     names: IndexNames,
     view: ClusterView,
@@ -367,18 +372,13 @@ def _first_build(
     record_creation: bool,
 ) -> tuple[Step, ...]:
     """A hash alias's first generation: readable through the hash alias from creation (the
-    one exception of invariant 5); the bare alias follows only when nothing else holds it
-    (D5), so after a schema change it keeps serving the old hash until this one is seeded."""
+    only time an unseeded generation is readable, since nothing older could serve); the
+    bare alias follows only when nothing of another hash holds it, so after a schema
+    change it keeps serving the old hash until this one is seeded."""
     index = names.generation(target)
     steps: list[Step] = []
     if record_creation or target not in view.generations:
-        steps.append(
-            CreateGeneration(
-                index=index,
-                generation=target,
-                after=EventKind.GENERATION_CREATED if record_creation else None,
-            )
-        )
+        steps.append(_create(names, target, recorded=record_creation))
     steps.append(StageTarget(hash_alias=names.hash_alias, generation=target))
     hash_holders, bare_holders = view.hash_holders, view.bare_holders
     early_hash: tuple[AliasAction, ...] = ()
@@ -386,8 +386,7 @@ def _first_build(
     if not hash_holders:
         early_hash = plan_alias_swap(names.hash_alias, hash_holders, index)
         hash_holders = (index,)
-        own = all(parse_generation(names.hash_alias, h) is not None for h in bare_holders)
-        if own:
+        if _holds_only_own(names, bare_holders):
             early_bare = plan_alias_swap(names.bare_alias, bare_holders, index)
             bare_holders = (index,)
     if early_hash or early_bare:
@@ -395,14 +394,13 @@ def _first_build(
     steps.append(StartDualWrite(logical=names.logical, serving=None, target=index))
     steps.extend(_seed(names, index))
     steps.extend(
-        _finish(
+        plan_swap_in(
             names,
             view,
             target,
             refresh_interval,
             hash_holders=hash_holders,
             bare_holders=bare_holders,
-            record_swap_start=True,
         )
     )
     return tuple(steps)
@@ -420,15 +418,7 @@ def _rebuild(
     return (
         StartDualWrite(logical=names.logical, serving=names.generation(serving), target=index),
         *_seed(names, index),
-        *_finish(
-            names,
-            view,
-            target,
-            refresh_interval,
-            hash_holders=view.hash_holders,
-            bare_holders=view.bare_holders,
-            record_swap_start=True,
-        ),
+        *plan_swap_in(names, view, target, refresh_interval),
     )
 
 
@@ -439,43 +429,9 @@ def _seed(names: IndexNames, index: str) -> tuple[Step, ...]:
     )
 
 
-def _finish(
-    names: IndexNames,
-    view: ClusterView,
-    target: int,
-    refresh_interval: str,
-    *,
-    hash_holders: tuple[str, ...],
-    bare_holders: tuple[str, ...],
-    record_swap_start: bool,
-) -> tuple[Step, ...]:
-    index = names.generation(target)
-    # D3: every other generation of this hash alias, taken before any alias move.
-    superseded = tuple(sorted(g for g in set(view.generations) if g != target))
-    return (
-        Refresh(
-            index=index,
-            refresh_interval=refresh_interval,
-            before=EventKind.SWAP_STARTED if record_swap_start else None,
-        ),
-        SwapAliases(
-            hash_actions=plan_alias_swap(names.hash_alias, hash_holders, index),
-            bare_actions=plan_alias_swap(names.bare_alias, bare_holders, index),
-            after=EventKind.ALIAS_SWAPPED,
-        ),
-        EndDualWrite(logical=names.logical, target=index),
-        DropGenerations(
-            indexes=tuple(names.generation(g) for g in superseded),
-            generations=superseded,
-            after=EventKind.GENERATIONS_DROPPED,
-        ),
-        MarkSeeded(hash_alias=names.hash_alias, generation=target, after=EventKind.SEEDED),
-    )
-
-
 def plan_abandon(state: LifecycleState, names: IndexNames) -> tuple[Step, ...]:
-    """Roll a staged or running rebuild back (what §3.4 tells an operator to do by hand):
-    stop dual writes, write meta `{serving, true}`, delete the target. Reconciliation then
+    """Roll a staged or running rebuild back, as an operator would by hand: stop dual
+    writes, write the marker `{serving, true}`, delete the target. Reconciliation then
     derives `serving`. Not for a first build, which has nothing to fall back to."""
     if state.state not in (State.REINDEX_STAGED, State.REINDEXING):
         raise LifecycleError(

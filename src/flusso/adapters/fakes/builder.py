@@ -110,7 +110,8 @@ class InMemoryDocumentBuilder:
         column = index.related.get(event.table)
         if roots_only or column is None:
             return []
-        # Old and new parents both need a rebuild when the pointer moved.
+        # Old and new parents both need a rebuild when the pointer moved: one lost a
+        # child, the other gained it.
         parents: dict[Any, None] = {}
         current = self.tables.get(event.table, {}).get(event.key)
         for values in (event.old, event.new, current or {}):

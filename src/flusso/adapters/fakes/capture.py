@@ -2,7 +2,7 @@
 
 It keeps what the Postgres capture keeps: a log of committed transactions, a durable
 position that only moves past a transaction once every change of it was confirmed
-(R-12), redelivery of everything after that position on the next `live()`, and a
+, so a crash never skips a change, redelivery of everything after that position on the next `live()`, and a
 snapshot of the keys of in-memory tables.
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 from flusso.app.ports import FlushReport, RejectedDocument, SinkWriteError
 from flusso.domain.documents.change import Delete, DocumentOp, Upsert
 from flusso.domain.lifecycle import Meta
-from flusso.domain.naming import convenience_alias, hash_alias, parse_generation
+from flusso.domain.naming import convenience_alias, parse_generation
 from flusso.domain.reindex import AliasAction, ClusterView, IndexNames
 from flusso.domain.types import IndexMapping
 
@@ -140,11 +140,7 @@ class InMemorySink:
         return self._refresh_interval
 
     def index_names(self, mapping: IndexMapping) -> IndexNames:
-        return IndexNames(
-            logical=mapping.index,
-            hash_alias=hash_alias(self._prefix, mapping.index, mapping.hash),
-            bare_alias=convenience_alias(self._prefix, mapping.index),
-        )
+        return IndexNames.of(self._prefix, mapping)
 
     async def read_marker(self, names: IndexNames) -> Meta | None:
         marker = self._markers.get(names.hash_alias)

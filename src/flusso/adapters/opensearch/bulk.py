@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-# Item statuses that mean "try again later" rather than "this document is wrong" (D6).
+# Item statuses that mean "try again later" rather than "this document is wrong": the
+# items are re-sent, never reported as rejected.
 TRANSIENT_ITEM_STATUSES = frozenset({429, 502, 503, 504})
 
 
@@ -91,7 +92,7 @@ class BulkOutcome:
     """What a 2xx bulk reply says about the actions sent, by position."""
 
     rejected: tuple[ItemRejection, ...] = ()
-    transient: tuple[int, ...] = ()  # positions to re-send (D6)
+    transient: tuple[int, ...] = ()  # positions to re-send
     transient_reason: str | None = None
 
 
@@ -120,8 +121,8 @@ def _reason(op: Mapping[str, Any], status: int) -> str:
 def classify_bulk_reply(reply: Any, actions: Sequence[BulkAction]) -> BulkOutcome:
     """Sort the items of a 2xx bulk reply into permanent rejections and transient ones.
 
-    A delete answered 404 succeeded (D7: the document is already gone); 429/502/503/504
-    are re-sent (D6); any other status ≥ 400 is a rejection of that document.
+    A delete answered 404 succeeded (the document is already gone, which is what a delete
+    wants); 429/502/503/504 are re-sent; any other status ≥ 400 is a rejection of that document.
     """
     if not isinstance(reply, Mapping) or reply.get("errors") is not True:
         return BulkOutcome()
@@ -154,14 +155,3 @@ def classify_bulk_reply(reply: Any, actions: Sequence[BulkAction]) -> BulkOutcom
                 ItemRejection(None, str(op.get("_index") or ""), str(op.get("_id") or ""), reason)
             )
     return BulkOutcome(tuple(rejected), tuple(transient), transient_reason)
-
-
-def alias_actions(alias: str, target: str, holders: Sequence[str]) -> dict[str, Any] | None:
-    """The atomic `_aliases` body putting `alias` on exactly `target`, or None when it already is."""
-    if list(holders) == [target]:
-        return None
-    actions: list[dict[str, Any]] = [
-        {"remove": {"index": holder, "alias": alias}} for holder in holders if holder != target
-    ]
-    actions.append({"add": {"index": target, "alias": alias}})
-    return {"actions": actions}

@@ -17,7 +17,7 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import SerializationError, TransportError
 
-from flusso.adapters.opensearch.bulk import TRANSIENT_ITEM_STATUSES, alias_actions
+from flusso.adapters.opensearch.bulk import TRANSIENT_ITEM_STATUSES
 from flusso.app.ports import SinkUnavailableError, SinkWriteError
 
 _UNAVAILABLE_HINT = "nothing was acknowledged, so a restart resumes safely"
@@ -217,14 +217,6 @@ class ClusterCalls:
         if not found or not isinstance(reply, Mapping):
             return []
         return [str(key) for key in reply]
-
-    async def move_alias(self, alias: str, target: str, holders: Sequence[str]) -> bool:
-        """Put `alias` on exactly `target` in one atomic call; False when it already was."""
-        actions = alias_actions(alias, target, holders)
-        if actions is None:
-            return False
-        await self._call("alias update failed", "POST", "/_aliases", body=actions)
-        return True
 
     async def update_aliases(self, actions: Sequence[Mapping[str, Any]]) -> None:
         """One atomic `POST /_aliases` with exactly these actions."""

@@ -6,7 +6,7 @@ document holds, with two exceptions handled here: it reads an integer beyond
 parsed by the standard library instead), and it prints a non-finite float as
 `null` (none can reach it: it refuses NaN, Infinity and overflowing literals
 when parsing, and the final plan converts only finite numbers). Float spelling
-may differ (`1e16` for `1e+16`), which the sinks spec leaves open (§1.6).
+may differ (`1e16` for `1e+16`): both parse to the same number, so readers cannot tell.
 """
 
 from __future__ import annotations

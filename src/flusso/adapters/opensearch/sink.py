@@ -1,9 +1,9 @@
 """`OpenSearchSink`: documents into generation indexes behind stable hash aliases.
 
 Writes only buffer; `flush` sends them as chunked bulk requests with flusso's own
-retry schedule. `ensure_index` / `mark_seeded` / `reindex` carry out the
-alias-over-generations lifecycle, including the places where it deliberately
-differs from the upstream implementation (each explained where it happens).
+retry schedule. `ensure_index` / `mark_seeded` / `reindex` report what the cluster
+shows to `domain.reindex`, which plans the alias-over-generations lifecycle, and carry
+out the steps it returns; nothing here decides a generation, an alias move or a drop.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import types
 from collections.abc import Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opensearchpy import AsyncOpenSearch
@@ -45,23 +45,28 @@ from flusso.app.ports import (
     SinkUnavailableError,
     SinkWriteError,
 )
+from flusso.app.ports.steps import perform
 from flusso.domain.config.model import OpenSearchSinkConfig
 from flusso.domain.documents.change import Delete, DocumentOp, Upsert
 from flusso.domain.documents.render import render_document
+from flusso.domain.generations import (
+    AliasAction,
+    ClusterView,
+    DropGenerations,
+    IndexNames,
+    StageTarget,
+    Step,
+)
 from flusso.domain.lifecycle import Meta
 from flusso.domain.mapping import build_index_body
 from flusso.domain.naming import (
     convenience_alias,
-    generation_name,
-    hash_alias,
     is_sibling_hash_alias,
     meta_index,
-    next_generation,
-    next_target,
     parse_generation,
     validate_prefix,
 )
-from flusso.domain.reindex import AliasAction, ClusterView, IndexNames
+from flusso.domain.reindex import SiblingMarker, StartFacts, plan_stage, plan_start, plan_swap_in
 from flusso.domain.types import IndexMapping
 
 logger = logging.getLogger(__name__)
@@ -82,6 +87,7 @@ def _yield_to_loop() -> Generator[None, None, None]:
 class _Active:
     """The generation `ensure_index` chose for a logical index."""
 
+    mapping: IndexMapping
     alias: str
     generation: str
     number: int
@@ -139,109 +145,85 @@ class OpenSearchSink:
         """Where writes for `index` go; an unannounced index is written under its bare name."""
         return self._routes.get(index, (index,))
 
-    # -- lifecycle ---------------------------------------------------------------
+    # -- lifecycle: facts in, the domain's plan out, steps carried out ----------------
 
     async def ensure_index(self, mapping: IndexMapping) -> None:
-        logical = mapping.index
-        alias = hash_alias(self._prefix, logical, mapping.hash)
+        names = self.index_names(mapping)
+        alias = names.hash_alias
         if alias in await self._calls.list_indices(alias):
             raise SinkWriteError(
                 f"{alias} exists as a concrete index from an older flusso version; "
                 f"reindex it into {alias}_1 and delete {alias} so the name can become an alias",
                 hint=f"sink {self.sink_name}: migrate the index by hand, then restart",
             )
-
-        meta = await self._calls.read_meta(self.meta_index, alias)
-        if meta is None:
-            number = next_generation(await self._calls.list_indices(f"{alias}_*"), alias)
-            seeded = False
-        else:
-            number, seeded = meta
-            if seeded and not await self._calls.exists(generation_name(alias, number)):
-                # A seeded marker whose generation vanished must not serve an empty index.
-                missing = number
-                number = next_target(alias, missing, await self._calls.list_indices(f"{alias}_*"))
-                seeded = False
-                logger.warning(
-                    "seeded generation is missing; rebuilding the index into a new generation",
+        plan = plan_start(names, await self._start_facts(names), skip_backfill=self._skip_backfill)
+        generation = names.generation(plan.generation)
+        if plan.missing is not None:
+            logger.warning(
+                "seeded generation is missing; rebuilding the index into a new generation",
+                extra={
+                    "index": names.logical,
+                    "missing": names.generation(plan.missing),
+                    "generation": generation,
+                },
+            )
+        for step in plan.steps:
+            await self._perform(mapping, step)
+            if isinstance(step, StageTarget) and step.hash_alias != alias:
+                logger.info(
+                    "another schema hash of this index is no longer current; "
+                    "it will be rebuilt if the schema returns to it",
                     extra={
-                        "index": logical,
-                        "missing": generation_name(alias, missing),
-                        "generation": generation_name(alias, number),
+                        "index": names.logical,
+                        "hash_alias": step.hash_alias,
+                        "generation": step.generation,
                     },
                 )
-        generation = generation_name(alias, number)
-        self._active[logical] = _Active(alias, generation, number)
-        self._routes[logical] = (generation,)
-
-        if await self._calls.exists(generation):
-            logger.debug(
-                "generation exists; its mapping is left as is", extra={"index": generation}
-            )
-        elif await self._calls.create(generation, self._creation_body(mapping)):
+        if plan.bare_alias_waits:
             logger.info(
-                "created generation index",
-                extra={"index": logical, "generation": generation, "sink": self.sink_name},
+                "convenience alias stays on its index until this generation is seeded",
+                extra={"alias": names.bare_alias, "index": generation},
             )
-
-        if not seeded:
-            await self._calls.write_meta(self.meta_index, alias, number, False)
-
-        holders = await self._calls.alias_holders(alias)
-        if seeded or not holders:
-            await self._calls.move_alias(alias, generation, holders)
-            await self._point_convenience_alias(
-                logical, generation, guard_alias=None if seeded else alias
-            )
-        elif self._skip_backfill and any(holder != generation for holder in holders):
-            # Nothing will seed the staged generation, so keep serving readers current.
-            serving = _serving_holder(alias, generation, holders)
-            self._routes[logical] = (serving,)
+        if plan.serving_while_staged is not None:
             logger.warning(
                 "a staged rebuild stays pending while backfill is skipped; "
                 "writing to the serving generation",
-                extra={"index": logical, "generation": serving, "staged": generation},
+                extra={
+                    "index": names.logical,
+                    "generation": plan.serving_while_staged,
+                    "staged": generation,
+                },
             )
+        # Set last: the plan's route may name the serving generation, but seeding acts on
+        # the one the plan chose.
+        self._active[names.logical] = _Active(mapping, alias, generation, plan.generation)
 
-        await self._invalidate_other_hashes(logical, alias)
-
-    async def _point_convenience_alias(
-        self, logical: str, generation: str, *, guard_alias: str | None
-    ) -> None:
-        """Best effort; with `guard_alias` only take the alias from that hash's generations."""
-        alias = convenience_alias(self._prefix, logical)
-        try:
-            holders = await self._calls.alias_holders(alias)
-            if guard_alias is not None and any(
-                parse_generation(guard_alias, holder) is None for holder in holders
-            ):
-                logger.info(
-                    "convenience alias stays on its index until this generation is seeded",
-                    extra={"alias": alias, "index": generation, "holders": ",".join(holders)},
-                )
-                return
-            await self._calls.move_alias(alias, generation, holders)
-        except SinkWriteError as exc:
-            logger.warning(
-                "could not point the convenience alias at the index; writes are unaffected",
-                extra={"alias": alias, "index": generation, "error": str(exc)},
-            )
-
-    async def _invalidate_other_hashes(self, logical: str, alias: str) -> None:
-        """A seeded marker of another schema hash would serve stale data if reverted to."""
-        for other, (number, seeded) in await self._calls.all_meta(self.meta_index):
-            if (
-                other == alias
-                or not seeded
-                or not is_sibling_hash_alias(self._prefix, logical, other)
+    async def _start_facts(self, names: IndexNames) -> StartFacts:
+        marker = await self.read_marker(names)
+        exists = marker is not None and await self._calls.exists(
+            names.generation(marker.generation)
+        )
+        siblings: list[SiblingMarker] = []
+        for other, meta in await self._calls.all_meta(self.meta_index):
+            if other == names.hash_alias or not is_sibling_hash_alias(
+                self._prefix, names.logical, other
             ):
                 continue
-            target = next_target(other, number, await self._calls.list_indices(f"{other}_*"))
-            await self._calls.write_meta(self.meta_index, other, target, False)
+            listed = await self._calls.list_indices(f"{other}_*")
+            siblings.append(SiblingMarker(other, Meta(*meta), _generations(other, listed)))
+        return StartFacts(marker, exists, await self.cluster_view(names), tuple(siblings))
+
+    async def _perform(self, mapping: IndexMapping, step: Step) -> None:
+        failure = await perform(self, mapping, step)
+        if failure is not None:
+            logger.warning(
+                "could not point the convenience alias at the index; writes are unaffected",
+                extra={"alias": convenience_alias(self._prefix, mapping.index), "error": str(failure)},
+            )
+        if isinstance(step, DropGenerations) and step.indexes:
             logger.info(
-                "another schema hash of this index is no longer current; "
-                "it will be rebuilt if the schema returns to it",
-                extra={"index": logical, "hash_alias": other, "generation": target},
+                "dropped superseded generations",
+                extra={"index": mapping.index, "generations": ",".join(step.indexes)},
             )
 
     def _creation_body(self, mapping: IndexMapping) -> dict[str, Any]:
@@ -270,36 +252,18 @@ class OpenSearchSink:
             raise SinkWriteError(
                 f"cannot mark {index} seeded: it has no active generation (ensure_index not run?)"
             )
-        generation = active.generation
-        await self._calls.refresh(generation)
-        await self._calls.set_refresh_interval(generation, self._config.refresh_interval)
-        # Every other generation of this hash alias goes, orphans included.
-        superseded = [
-            name
-            for name in await self._calls.list_indices(f"{active.alias}_*")
-            if name != generation and parse_generation(active.alias, name) is not None
-        ]
-        await self._calls.move_alias(
-            active.alias, generation, await self._calls.alias_holders(active.alias)
-        )
-        await self._point_convenience_alias(index, generation, guard_alias=None)
-        for name in superseded:
-            await self._calls.drop(name)
-        if superseded:
-            logger.info(
-                "dropped superseded generations",
-                extra={"index": index, "generations": ",".join(superseded)},
-            )
-        await self._calls.write_meta(self.meta_index, active.alias, active.number, True)
-        self._routes[index] = (generation,)
+        names = self.index_names(active.mapping)
+        view = await self.cluster_view(names)
+        for step in plan_swap_in(names, view, active.number, self._config.refresh_interval):
+            await self._perform(active.mapping, step)
 
     async def reindex(self, mapping: IndexMapping) -> None:
-        alias = hash_alias(self._prefix, mapping.index, mapping.hash)
-        target = next_generation(await self._calls.list_indices(f"{alias}_*"), alias)
-        await self._calls.write_meta(self.meta_index, alias, target, False)
+        names = self.index_names(mapping)
+        stage = plan_stage(names, await self.cluster_view(names))
+        await self._perform(mapping, stage)
         logger.info(
             "staged a rebuild into a new generation",
-            extra={"index": mapping.index, "generation": generation_name(alias, target)},
+            extra={"index": mapping.index, "generation": names.generation(stage.generation)},
         )
 
     async def close(self) -> None:
@@ -314,11 +278,7 @@ class OpenSearchSink:
         return self._config.refresh_interval
 
     def index_names(self, mapping: IndexMapping) -> IndexNames:
-        return IndexNames(
-            logical=mapping.index,
-            hash_alias=hash_alias(self._prefix, mapping.index, mapping.hash),
-            bare_alias=convenience_alias(self._prefix, mapping.index),
-        )
+        return IndexNames.of(self._prefix, mapping)
 
     async def read_marker(self, names: IndexNames) -> Meta | None:
         meta = await self._calls.read_meta(self.meta_index, names.hash_alias)
@@ -326,11 +286,10 @@ class OpenSearchSink:
 
     async def cluster_view(self, names: IndexNames) -> ClusterView:
         listed = await self._calls.list_indices(f"{names.hash_alias}_*")
-        numbers = (parse_generation(names.hash_alias, name) for name in listed)
         return ClusterView(
             hash_holders=tuple(await self._calls.alias_holders(names.hash_alias)),
             bare_holders=tuple(await self._calls.alias_holders(names.bare_alias)),
-            generations=tuple(sorted(n for n in numbers if n is not None)),
+            generations=_generations(names.hash_alias, listed),
         )
 
     async def write_marker(self, hash_alias: str, generation: int, seeded: bool) -> None:
@@ -338,8 +297,15 @@ class OpenSearchSink:
 
     async def create_generation(self, mapping: IndexMapping, index: str) -> bool:
         if await self._calls.exists(index):
+            logger.debug("generation exists; its mapping is left as is", extra={"index": index})
             return False
-        return await self._calls.create(index, self._creation_body(mapping))
+        created = await self._calls.create(index, self._creation_body(mapping))
+        if created:
+            logger.info(
+                "created generation index",
+                extra={"index": mapping.index, "generation": index, "sink": self.sink_name},
+            )
+        return created
 
     def route_writes(self, index: str, generations: Sequence[str]) -> None:
         self._routes[index] = tuple(generations)
@@ -347,7 +313,7 @@ class OpenSearchSink:
         if active is not None and len(generations) == 1:
             number = parse_generation(active.alias, generations[0])
             if number is not None:
-                self._active[index] = _Active(active.alias, generations[0], number)
+                self._active[index] = replace(active, generation=generations[0], number=number)
 
     async def write_generation(self, generation: str, ops: Sequence[DocumentOp]) -> None:
         for op in ops:
@@ -407,7 +373,8 @@ class OpenSearchSink:
         return FlushReport(tuple(unique.values()))
 
     async def _send_chunk(self, chunk: Sequence[BulkAction], refresh: bool) -> list[ItemRejection]:
-        """One chunk with its retry budget: whole-request failures and transient items."""
+        """One chunk with its retry budget: whole-request failures and items throttled or
+        refused for a moment (re-sent, not rejected)."""
         params = bulk_params(self._config.pipeline, refresh)
         pending = list(chunk)
         rejected: list[ItemRejection] = []
@@ -486,9 +453,7 @@ def _bulk_failure(exc: TransportError, sink: str, url: str) -> SinkWriteError:
     return SinkWriteError(f"bulk request error: {exc}{suffix}", hint=hint)
 
 
-def _serving_holder(alias: str, staged: str, holders: Sequence[str]) -> str:
-    """The generation readers see: the highest-numbered holder other than the staged one."""
-    others = [holder for holder in holders if holder != staged]
-    numbered = [(parse_generation(alias, h), h) for h in others]
-    ranked = sorted((n, h) for n, h in numbered if n is not None)
-    return ranked[-1][1] if ranked else others[0]
+def _generations(alias: str, names: Sequence[str]) -> tuple[int, ...]:
+    """The generation numbers of `alias` among index names, in order."""
+    numbers = (parse_generation(alias, name) for name in names)
+    return tuple(sorted(n for n in numbers if n is not None))

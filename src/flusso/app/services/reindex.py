@@ -1,4 +1,4 @@
-"""Online reindex-and-swap (sinks spec §3.2, Python): rebuild one index into a fresh
+"""Online reindex-and-swap: rebuild one index into a fresh
 generation while the pipeline keeps running, carrying out `domain.reindex`'s plan step by
 step and journaling each step's `before`/`after` event.
 
@@ -26,21 +26,18 @@ from flusso.app.ports import (
     LiveWrites,
     Observer,
     RowSnapshot,
-    SinkError,
 )
+from flusso.app.ports.steps import perform
 from flusso.app.services.startup import observe, reconcile_index
 from flusso.domain.documents.change import DocumentId, TableRef
 from flusso.domain.errors import FlussoError, LifecycleError
 from flusso.domain.lifecycle import EventKind, LifecycleEvent, LifecycleState
 from flusso.domain.reindex import (
     Backfill,
-    CreateGeneration,
     DropGenerations,
     EndDualWrite,
     IndexNames,
-    MarkSeeded,
     RebuildTouched,
-    Refresh,
     ReindexVerdict,
     StageTarget,
     StartDualWrite,
@@ -58,7 +55,8 @@ IndexProgress = Callable[[str, Literal["backfilling", "seeded"]], None]
 
 
 class ReindexBusyError(LifecycleError):
-    """D2: the index is already being rebuilt or has a request waiting (HTTP 409)."""
+    """The index is already being rebuilt or has a request waiting (HTTP 409): a second
+    rebuild would only repeat the first."""
 
 
 @dataclass
@@ -121,10 +119,10 @@ class ReindexCoordinator:
         self._running: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
-    # -- requests (D2) --------------------------------------------------------------
+    # -- requests ---------------------------------------------------------------------
 
     async def is_busy(self, index: str) -> bool:
-        """True when a request for `index` must be refused with 409 (D2)."""
+        """True when a request for `index` must be refused with 409."""
         return not (await self._verdict(index)).allowed
 
     async def request(self, index: str) -> None:
@@ -255,56 +253,34 @@ class ReindexCoordinator:
 
     async def _run_step(self, mapping: IndexMapping, run: _SinkRun, step: Step) -> None:
         admin = run.admin
-        if isinstance(step, StageTarget):
-            await admin.write_marker(step.hash_alias, step.generation, False)
+        if isinstance(step, StartDualWrite | EndDualWrite):
+            if isinstance(step, StartDualWrite):
+                run.serving, run.target = step.serving, step.target
+            # Under the gate: no batch is mid-commit when its routes change, so none holds
+            # actions for a generation it should not write to.
+            async with self._live.between_batches():
+                await perform(admin, mapping, step)
+            if isinstance(step, StartDualWrite) and self._on_progress is not None:
+                self._on_progress(mapping.index, "backfilling")
+            return
+        failure = await perform(admin, mapping, step)
+        if failure is not None:
+            logger.warning(
+                "could not point the convenience alias at the index; writes are unaffected",
+                extra={"alias": run.names.bare_alias, "index": run.target, "error": str(failure)},
+            )
+        if isinstance(step, SwapAliases):
+            run.swapped = True
+        elif isinstance(step, StageTarget):
             logger.info(
                 "staged a rebuild into a new generation",
                 extra={"index": mapping.index, "generation": run.names.generation(step.generation)},
             )
-        elif isinstance(step, CreateGeneration):
-            await admin.create_generation(mapping, step.index)
-        elif isinstance(step, StartDualWrite):
-            run.serving, run.target = step.serving, step.target
-            routes = (step.target,) if step.serving is None else (step.serving, step.target)
-            async with self._live.between_batches():
-                admin.route_writes(step.logical, routes)
-            if self._on_progress is not None:
-                self._on_progress(mapping.index, "backfilling")
-        elif isinstance(step, Refresh):
-            await admin.refresh(step.index, step.refresh_interval)
-        elif isinstance(step, SwapAliases):
-            await self._swap(run, step)
-            run.swapped = True
-        elif isinstance(step, EndDualWrite):
-            # Under the gate: no batch holds actions for the old generation when it goes.
-            async with self._live.between_batches():
-                admin.route_writes(step.logical, (step.target,))
-        elif isinstance(step, DropGenerations):
-            await admin.drop(step.indexes)
-            if step.indexes:
-                logger.info(
-                    "dropped superseded generations",
-                    extra={"index": mapping.index, "generations": ",".join(step.indexes)},
-                )
-        elif isinstance(step, MarkSeeded):
-            await admin.write_marker(step.hash_alias, step.generation, True)
-
-    async def _swap(self, run: _SinkRun, step: SwapAliases) -> None:
-        try:
-            await run.admin.swap_aliases(step.actions)
-        except SinkError as exc:
-            if not step.bare_actions:
-                raise
-            # The bare alias is best-effort (§2.3): move the hash alias on its own.
-            logger.warning(
-                "could not point the convenience alias at the index; writes are unaffected",
-                extra={
-                    "alias": run.names.bare_alias,
-                    "index": run.target,
-                    "error": str(exc),
-                },
+        elif isinstance(step, DropGenerations) and step.indexes:
+            logger.info(
+                "dropped superseded generations",
+                extra={"index": mapping.index, "generations": ",".join(step.indexes)},
             )
-            await run.admin.swap_aliases(step.hash_actions)
 
     async def _backfill(
         self, mapping: IndexMapping, group: Sequence[tuple[_SinkRun, Step]]

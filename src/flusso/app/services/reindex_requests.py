@@ -1,5 +1,4 @@
-"""On-demand reindex requests (sinks spec §3.3, §5.3): the check a request passes and the queue
-the run loop drains.
+"""On-demand reindex requests: the check a request passes and the queue the run loop drains.
 
 This module only accepts and queues requests; rebuilding an index is the run loop's job.
 """
@@ -28,7 +27,7 @@ def normalize_index_name(raw: str) -> str | None:
 
 
 class ReindexRequests:
-    """In-process `ReindexControl`: a bounded queue plus a per-index in-progress guard (D2).
+    """In-process `ReindexControl`: a bounded queue plus a per-index in-progress guard.
 
     A name stays guarded from the moment it is queued until the run loop calls
     `finished(name)` (swap done or rebuild abandoned). `is_busy`, when given, is

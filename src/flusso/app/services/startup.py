@@ -1,4 +1,4 @@
-"""Journal versus sink at start-up (sinks spec §3.7): observe each hash alias, append
+"""Journal versus sink at start-up: observe each hash alias, append
 `reconciled` where the journal is missing or disagrees (the sink wins), retire hashes no
 longer configured.
 
@@ -113,7 +113,7 @@ async def reconcile_on_start(
     journal: Journal, admins: Sequence[IndexFacts], mappings: Sequence[IndexMapping]
 ) -> StartupReport:
     """Reconcile every configured `(sink, hash alias)`; retire journal rows of hashes that
-    are no longer configured (D11). Idempotent: call it before the pipeline starts, and
+    are no longer configured (their data stopped following the source). Idempotent: call it before the pipeline starts, and
     again once it is live so the journal records what the start's backfill finished."""
     states: dict[str, dict[str, LifecycleState]] = {}
     for admin in admins:
