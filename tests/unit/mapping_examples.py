@@ -147,7 +147,7 @@ def worked_example_fields(*, direction: str | None = "desc") -> tuple[Field, ...
 
 
 def worked_example(**kwargs: object) -> IndexSchema:
-    """The §7.5 worked example of the language spec, as the loader converts it."""
+    """The worked example (one field of every kind), as the loader converts it."""
     return IndexSchema(
         table="users",
         primary_key="id",

@@ -1,4 +1,4 @@
-"""flusso.toml loading (config language §3, acceptance cases 1–8)."""
+"""flusso.toml loading (acceptance cases 1–8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `flusso schema config` JSON Schema stays in step with the loader (language §10.4, case 40)."""
+"""The `flusso schema config` JSON Schema stays in step with the loader (acceptance case 40)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import fields as dataclass_fields
 import jsonschema
 import pytest
 
-from flusso.domain.config import config_file
+from flusso.domain.config import config_shape
 from flusso.domain.config.config_schema import config_json_schema
 from flusso.domain.config.model import ON_ERROR_POLICIES, TEXT_ANALYSIS, OpenSearchSinkConfig
 
@@ -47,44 +47,44 @@ def test_the_schema_is_a_valid_draft_07_schema(schema):
 
 
 def test_top_level_keys_match_the_loader(schema):
-    assert properties(schema) == set(config_file.TOP_LEVEL_KEYS)
+    assert properties(schema) == set(config_shape.TOP_LEVEL_KEYS)
     assert schema["required"] == ["source"]
 
 
 def test_source_keys_type_and_connection_parts_match_the_loader(schema):
     source = schema["properties"]["source"]
-    assert properties(source) == set(config_file.SOURCE_KEYS)
-    assert {source["properties"]["type"]["const"]} == set(config_file.SOURCE_TYPES)
-    assert properties(connection_parts(schema)) == set(config_file.CONNECTION_PART_KEYS)
+    assert properties(source) == set(config_shape.SOURCE_KEYS)
+    assert {source["properties"]["type"]["const"]} == set(config_shape.SOURCE_TYPES)
+    assert properties(connection_parts(schema)) == set(config_shape.CONNECTION_PART_KEYS)
 
 
 def test_sink_keys_and_type_constants_match_the_loader(schema):
     definitions = schema["definitions"]
-    assert properties(definitions["opensearch_sink"]) == set(config_file.OPENSEARCH_SINK_KEYS)
-    assert properties(definitions["stdout_sink"]) == set(config_file.STDOUT_SINK_KEYS)
+    assert properties(definitions["opensearch_sink"]) == set(config_shape.OPENSEARCH_SINK_KEYS)
+    assert properties(definitions["stdout_sink"]) == set(config_shape.STDOUT_SINK_KEYS)
     variants = schema["properties"]["sinks"]["additionalProperties"]["oneOf"]
     constants = {
         definitions[v["$ref"].rsplit("/", 1)[1]]["properties"]["type"]["const"] for v in variants
     }
-    assert constants == set(config_file.SINK_TYPES)
+    assert constants == set(config_shape.SINK_TYPES)
 
 
 def test_index_and_server_keys_match_the_loader(schema):
     index = schema["properties"]["index"]["items"]
-    assert properties(index) == set(config_file.INDEX_KEYS)
+    assert properties(index) == set(config_shape.INDEX_KEYS)
     assert set(index["required"]) == {"name", "schema", "enabled"}
-    assert properties(schema["properties"]["server"]) == set(config_file.SERVER_KEYS)
+    assert properties(schema["properties"]["server"]) == set(config_shape.SERVER_KEYS)
 
 
 def test_on_error_and_text_analysis_values_match_the_loader_and_the_model(schema):
     on_error = set(ON_ERROR_POLICIES)
     assert set(schema["properties"]["on_error"]["enum"]) == on_error
     assert set(schema["properties"]["index"]["items"]["properties"]["on_error"]["enum"]) == on_error
-    assert literal_values(config_file._ConfigFile, "on_error") == on_error
-    assert literal_values(config_file._IndexFile, "on_error") == on_error
+    assert literal_values(config_shape.ConfigFile, "on_error") == on_error
+    assert literal_values(config_shape.IndexFile, "on_error") == on_error
     text_analysis = schema["definitions"]["opensearch_sink"]["properties"]["text_analysis"]["enum"]
     assert set(text_analysis) == set(TEXT_ANALYSIS)
-    assert literal_values(config_file._OpenSearchFile, "text_analysis") == set(TEXT_ANALYSIS)
+    assert literal_values(config_shape.OpenSearchFile, "text_analysis") == set(TEXT_ANALYSIS)
 
 
 def test_documented_sink_defaults_are_the_model_defaults(schema):

@@ -1,4 +1,4 @@
-"""The content hash that names an index (language spec §8)."""
+"""The content hash that names an index."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ from mapping_examples import (
     worked_example_fields,
 )
 
+from flusso.domain import hashing
 from flusso.domain.config.model import (
+    AGGREGATE_OPS,
     SCALAR_TYPES,
     Comparison,
     Deployment,
@@ -242,3 +244,20 @@ def test_loaded_email_required_toggles_the_golden_values():
 
 def test_a_loaded_ascending_direction_changes_the_hash():
     assert _load_hash(WORKED_EXAMPLE_YAML.replace("direction: desc", "direction: asc")) != WORKED_EXAMPLE_HASH
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        hashing.SOURCE_TAGS, hashing.JOIN_KIND_TAGS, hashing.AGGREGATE_KEY_TAGS,
+        hashing.AGGREGATE_OP_TAGS, hashing.FILTER_TAGS, hashing.OPERAND_TAGS,
+        hashing.SOFT_DELETE_TAGS,
+    ],
+)
+def test_no_two_entries_of_a_hash_tag_table_share_a_tag(table):
+    tags = list(table.values())
+    assert len(set(tags)) == len(tags)
+
+
+def test_every_aggregate_op_has_a_hash_tag():
+    assert set(hashing.AGGREGATE_OP_TAGS) == set(AGGREGATE_OPS)

@@ -1,5 +1,5 @@
 """The `flusso schema index` JSON Schema: valid draft-07, accepts valid schema files, and
-never drifts from the loader's vocabulary (§10.4)."""
+never drifts from the loader's vocabulary."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import jsonschema
 import pytest
 from ruamel.yaml import YAML
 
+from flusso.domain.config.field_types import SCALAR_FIELD_TYPES
 from flusso.domain.config.jsonschemas import index_json_schema_yaml
 from flusso.domain.config.model import (
     DIRECTIONS,
@@ -129,7 +130,7 @@ def test_field_keys_match_the_loader(schema):
     properties = schema["definitions"]["field"]["properties"]
     type_keys = {
         key for key, value in properties.items()
-        if value == {"$ref": "#/definitions/field_name"}
+        if value.get("$ref") == "#/definitions/field_name"
     }
     assert type_keys == set(TYPE_KEYS)
     assert len(type_keys) == 31
@@ -151,3 +152,11 @@ def test_ops_transforms_and_directions_match_the_loader(schema):
     assert field["transforms"]["items"]["enum"] == list(TRANSFORMS)
     order_by = schema["definitions"]["order_by"]["items"]["properties"]
     assert order_by["direction"]["enum"] == list(DIRECTIONS)
+
+
+def test_each_scalar_type_key_carries_its_registry_description(schema):
+    properties = schema["definitions"]["field"]["properties"]
+    for name, row in SCALAR_FIELD_TYPES.items():
+        assert properties[name] == {
+            "$ref": "#/definitions/field_name", "description": row.description,
+        }

@@ -1,4 +1,4 @@
-"""Config-language §12 cases that other files prove only in part, and the issue-level
+"""Config-language acceptance cases that other files prove only in part, and the issue-level
 checks: a mutation fuzz of `flusso.toml` (ConfigError only, never a traceback) and a
 build → load lock round trip over random *loader-valid* schemas with joins,
 aggregates and filters.
@@ -22,7 +22,7 @@ from test_lock_property import schemas as model_schemas
 from test_schema_fuzz import COLUMNS, FILTER, LEAVES, NAMES, emit, level
 
 from flusso.app.services.compile import build_lock, load_lock
-from flusso.domain.config import config_file, schema_file
+from flusso.domain.config import config_shape, schema_file
 from flusso.domain.config.config_file import parse_config
 from flusso.domain.config.model import (
     Aggregate,
@@ -247,9 +247,9 @@ enabled = false
 """
 
 TOML_KEYS = sorted({
-    *config_file.TOP_LEVEL_KEYS, *config_file.SOURCE_KEYS, *config_file.CONNECTION_PART_KEYS,
-    *config_file.OPENSEARCH_SINK_KEYS, *config_file.STDOUT_SINK_KEYS, *config_file.INDEX_KEYS,
-    *config_file.SERVER_KEYS, "env", "value", "oops", "manage_publicaton", "Type", "1abc",
+    *config_shape.TOP_LEVEL_KEYS, *config_shape.SOURCE_KEYS, *config_shape.CONNECTION_PART_KEYS,
+    *config_shape.OPENSEARCH_SINK_KEYS, *config_shape.STDOUT_SINK_KEYS, *config_shape.INDEX_KEYS,
+    *config_shape.SERVER_KEYS, "env", "value", "oops", "manage_publicaton", "Type", "1abc",
     '"quoted key"', "a.b", "sinks.x", "index", "",
 })
 TOML_VALUES = [

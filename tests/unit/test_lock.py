@@ -1,4 +1,4 @@
-"""The compiled lock (config language §9, acceptance cases 12 and 37)."""
+"""The compiled lock (acceptance cases 12 and 37)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The OpenSearch index body built from a resolved mapping (language spec §7)."""
+"""The OpenSearch index body built from a resolved mapping."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Index naming and prefix validation (config-language §8.3–8.4, sinks spec §2.2)."""
+"""Index naming and prefix validation."""
 
 from __future__ import annotations
 

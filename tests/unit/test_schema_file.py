@@ -29,7 +29,7 @@ from flusso.domain.config.model import (
     SoftDelete,
     Through,
 )
-from flusso.domain.config.schema_file import parse_index_schema, soft_delete_column
+from flusso.domain.config.schema_file import parse_index_schema
 from flusso.domain.config.suggest import did_you_mean, edit_distance
 from flusso.domain.errors import ConfigError
 from flusso.domain.types import resolve_fields
@@ -68,7 +68,7 @@ def constant(value_yaml: str):
 
 
 # ---------------------------------------------------------------------------
-# §5.1 YAML dialect
+# The YAML dialect: YAML 1.2 core schema, as upstream reads it
 # ---------------------------------------------------------------------------
 
 
@@ -204,7 +204,7 @@ def test_deep_nesting_is_a_config_error_not_a_crash():
 
 
 # ---------------------------------------------------------------------------
-# §12 acceptance cases 14–31
+# Acceptance cases 14–31 (docs/acceptance.md)
 # ---------------------------------------------------------------------------
 
 
@@ -620,13 +620,13 @@ def test_soft_delete_column_and_field_forms():
                      "  when: [{column: reason, op: neq, value: keep}]\nfields: []\n")
     assert by_column.soft_delete == SoftDelete(
         kind="column", name="deleted_at", when=(Comparison("reason", "neq", ("keep",)),))
-    assert soft_delete_column(by_column) == "deleted_at"
+    assert by_column.soft_delete_column == "deleted_at"
     by_field = load("version: 1\ntable: users\nsoft_delete: {field: removed}\nfields:\n"
                     "  - object: meta\n    fields:\n"
                     "      - timestamp: removed\n        column: removed_at\n"
                     "        required: false\n")
     assert by_field.soft_delete == SoftDelete(kind="field", name="removed")
-    assert soft_delete_column(by_field) == "removed_at"
+    assert by_field.soft_delete_column == "removed_at"
 
 
 def test_soft_delete_needs_exactly_one_marker():
@@ -658,7 +658,7 @@ def test_soft_delete_field_must_be_a_root_row_column_field():
 
 
 # ---------------------------------------------------------------------------
-# Additions (§5.8)
+# Rules flusso adds to upstream's (duplicate names, relations without a root key, …)
 # ---------------------------------------------------------------------------
 
 
@@ -778,7 +778,7 @@ def test_schema_key_sets_the_postgres_schema():
 
 
 def test_sibling_tables_cover_exactly_the_22_siblings():
-    from flusso.domain.config._schema_rules import KIND_SIBLINGS
+    from flusso.domain.config.index_schema.rules import KIND_SIBLINGS
 
     union = {key for allowed, _ in KIND_SIBLINGS.values() for key in allowed}
     assert union == set(FIELD_SIBLINGS)

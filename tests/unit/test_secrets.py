@@ -1,4 +1,4 @@
-"""Secret resolution at run time (config language §4, acceptance cases 9–11)."""
+"""Secret resolution at run time (acceptance cases 9–11)."""
 
 from __future__ import annotations
 

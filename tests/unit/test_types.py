@@ -1,4 +1,4 @@
-"""Type acceptance and resolution of fields (language spec §6)."""
+"""Type acceptance and resolution of fields."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 from mapping_examples import column, worked_example
 
+from flusso.domain.config.field_types import normalise_postgres_type
 from flusso.domain.config.model import (
     Aggregate,
     BelongsTo,
@@ -28,7 +29,6 @@ from flusso.domain.config.model import (
 from flusso.domain.types import (
     accepts,
     is_numeric_pg_type,
-    normalise_pg_type,
     opensearch_type,
     resolve_fields,
 )
@@ -45,7 +45,7 @@ from flusso.domain.types import (
     ],
 )
 def test_postgres_type_names_are_normalised_to_their_base(written, normalised):
-    assert normalise_pg_type(written) == normalised
+    assert normalise_postgres_type(written) == normalised
 
 
 ACCEPTED = [

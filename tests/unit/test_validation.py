@@ -1,7 +1,7 @@
 """Online check rules: which columns are looked up and what the live facts make of them.
 
-Language spec §10.3; engine spec §9 (R-24: keys, filters and soft delete are checked,
-a missing table is a diagnostic; R-25: `enum` accepts Postgres enum types).
+Keys, filters and soft-delete columns are checked too, a missing table is a diagnostic,
+and `enum` accepts Postgres enum types.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def test_an_avg_over_a_missing_column_is_reported():
     ]
 
 
-# -- R-24: keys, filters, soft delete -----------------------------------------------
+# -- keys, filters, soft delete: they must exist -------------------------------------
 
 
 @pytest.mark.parametrize(

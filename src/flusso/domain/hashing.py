@@ -1,8 +1,9 @@
-"""The content hash that names an index (language spec §8).
+"""The content hash that names an index.
 
 32-bit FNV-1a over a canonical byte stream of one `IndexSchema`. The stream
 reproduces upstream's (a Rust derived `Hash` walk) so hash aliases match the
-reference implementation; the encoding table is in §8.2 of the language spec.
+reference implementation: the order of the items and every tag below are part of the
+hash, and changing one renames (and rebuilds) every index.
 Only the schema is hashed: index name, `enabled`, `on_error`, prefix and every
 sink option stay out by construction.
 """
@@ -12,37 +13,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
-from flusso.domain.config.model import (
-    DIRECTIONS,
-    NULL_OPS,
-    SCALAR_TYPES,
-    TRANSFORMS,
-    VALUE_OPS,
-    Aggregate,
-    BelongsTo,
-    ColumnSource,
-    Comparison,
-    Constant,
-    CustomType,
-    Field,
-    FieldType,
-    Filter,
-    ForeignKey,
-    GeoSource,
-    GroupSource,
-    HasMany,
-    HasOne,
-    IndexSchema,
-    Join,
-    ManyToMany,
-    MapType,
-    NullCheck,
-    OrderBy,
-    RawFilter,
-    SoftDelete,
-    Through,
-    Value,
-)
+from flusso.domain.config import model
+from flusso.domain.config.field_types import CUSTOM_TYPE, FIELD_TYPES, MAP_TYPE
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -53,7 +25,21 @@ _VALUE_NULL, _VALUE_BOOL, _VALUE_INTEGER, _VALUE_DECIMAL = 0, 1, 4, 7
 _VALUE_STRING, _VALUE_ARRAY, _VALUE_MAP = 8, 15, 16
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 
-_AGGREGATE_OP_TAGS = {"count": 0, "sum": 1, "avg": 2, "min": 3, "max": 4, "ids": 5}
+# The tags of each enum of upstream's model, in its declaration order. Field types have
+# theirs in the field type registry; ops, transforms and directions are their position in
+# the model's vocabulary tuples. No two entries of one table may share a tag.
+SOURCE_TAGS: dict[type, tuple[int, ...]] = {
+    model.ColumnSource: (0,), model.GroupSource: (1,), model.GeoSource: (2,),
+    model.Join: (3, 0), model.Aggregate: (3, 1), model.Constant: (4,),
+}
+JOIN_KIND_TAGS: dict[type, int] = {
+    model.BelongsTo: 0, model.HasOne: 1, model.HasMany: 2, model.ManyToMany: 3,
+}
+AGGREGATE_KEY_TAGS: dict[type, int] = {model.ForeignKey: 0, model.Through: 1}
+AGGREGATE_OP_TAGS = {"count": 0, "sum": 1, "avg": 2, "min": 3, "max": 4, "ids": 5}
+FILTER_TAGS: dict[type, int] = {model.RawFilter: 0, model.NullCheck: 1, model.Comparison: 2}
+OPERAND_TAGS = {"single": 0, "list": 1, "range": 2}
+SOFT_DELETE_TAGS = {"field": 0, "column": 1}
 
 
 def fnv1a_32(data: bytes) -> int:
@@ -64,7 +50,7 @@ def fnv1a_32(data: bytes) -> int:
     return value
 
 
-def content_hash(schema: IndexSchema) -> str:
+def content_hash(schema: model.IndexSchema) -> str:
     """The 8-lowercase-hex content hash of one converted schema."""
     return f"{fnv1a_32(schema_bytes(schema)):08x}"
 
@@ -91,8 +77,8 @@ def decimal_words(value: Decimal) -> tuple[int, int, int, int]:
     return coefficient & _U32, (coefficient >> 32) & _U32, (coefficient >> 64) & _U32, flags
 
 
-def schema_bytes(schema: IndexSchema) -> bytes:
-    """The canonical byte stream hashed by `content_hash` (§8.2)."""
+def schema_bytes(schema: model.IndexSchema) -> bytes:
+    """The canonical byte stream hashed by `content_hash`."""
     out = _Stream()
     out.u8(schema.version)
     out.text(schema.table)
@@ -106,7 +92,7 @@ def schema_bytes(schema: IndexSchema) -> bytes:
 
 
 class _Stream:
-    """Appends the primitives and items of §8.2 to a byte buffer."""
+    """Appends the primitives and items of the canonical stream to a byte buffer."""
 
     def __init__(self) -> None:
         self.buffer = bytearray()
@@ -152,7 +138,7 @@ class _Stream:
 
     # -- values ------------------------------------------------------------
 
-    def value(self, value: Value) -> None:
+    def value(self, value: model.Value) -> None:
         if value is None:
             self.tag(_VALUE_NULL)
         elif isinstance(value, bool):
@@ -178,7 +164,7 @@ class _Stream:
         else:
             raise TypeError(f"cannot hash a value of type {type(value).__name__}")
 
-    def value_map(self, values: Mapping[str, Value]) -> None:
+    def value_map(self, values: Mapping[str, model.Value]) -> None:
         self.length(values)
         for key in sorted(values):
             self.text(key)
@@ -190,78 +176,64 @@ class _Stream:
 
     # -- structure -----------------------------------------------------------
 
-    def fields(self, fields: tuple[Field, ...]) -> None:
+    def fields(self, fields: tuple[model.Field, ...]) -> None:
         self.length(fields)
         for field in fields:
             self.text(field.name)
             self.value_map(field.options)
             self.source(field)
 
-    def source(self, field: Field) -> None:
+    def source(self, field: model.Field) -> None:
         source = field.source
-        if isinstance(source, ColumnSource):
-            self.tag(0)
+        tags = SOURCE_TAGS.get(type(source))
+        if tags is None:
+            raise TypeError(f"field {field.name!r}: unknown source {type(source).__name__}")
+        for tag in tags:
+            self.tag(tag)
+        if isinstance(source, model.ColumnSource):
             self.column(source)
-        elif isinstance(source, GroupSource):
-            self.tag(1)
+        elif isinstance(source, model.GroupSource):
             self.fields(source.fields)
-        elif isinstance(source, GeoSource):
-            self.tag(2)
+        elif isinstance(source, model.GeoSource):
             self.text(source.lat)
             self.text(source.lon)
             self.flag(source.nullable)
-        elif isinstance(source, Join):
-            self.tag(3)
-            self.tag(0)
+        elif isinstance(source, model.Join):
             self.join(source)
-        elif isinstance(source, Aggregate):
-            self.tag(3)
-            self.tag(1)
+        elif isinstance(source, model.Aggregate):
             self.aggregate(source)
-        elif isinstance(source, Constant):
-            self.tag(4)
-            self.value(source.value)
         else:
-            raise TypeError(f"field {field.name!r}: unknown source {type(source).__name__}")
+            self.value(source.value)
 
-    def column(self, column: ColumnSource) -> None:
+    def column(self, column: model.ColumnSource) -> None:
         self.text(column.column)
         self.field_type(column.type)
         self.flag(column.nullable)
         self.length(column.transforms)
         for transform in column.transforms:
-            self.tag(TRANSFORMS.index(transform))
+            self.tag(model.TRANSFORMS.index(transform))
         self.opt(column.default, self.value)
         self.strs(column.variants)
 
-    def field_type(self, declared: FieldType) -> None:
-        if isinstance(declared, MapType):
-            self.tag(16)
+    def field_type(self, declared: model.FieldType) -> None:
+        if isinstance(declared, model.MapType):
+            self.tag(MAP_TYPE.hash_tag)
             self.field_type(declared.values)
-        elif isinstance(declared, CustomType):
-            self.tag(18)
+        elif isinstance(declared, model.CustomType):
+            self.tag(CUSTOM_TYPE.hash_tag)
             self.strs(declared.postgres)
             self.text(declared.opensearch)
-        elif declared == "geo_point":
-            self.tag(17)
         else:
-            self.tag(SCALAR_TYPES.index(declared))
+            self.tag(FIELD_TYPES[declared].hash_tag)
 
-    def join(self, join: Join) -> None:
+    def join(self, join: model.Join) -> None:
         self.text(join.table)
         kind = join.kind
-        if isinstance(kind, BelongsTo):
-            self.tag(0)
-            self.text(kind.column)
-        elif isinstance(kind, HasOne):
-            self.tag(1)
-            self.text(kind.foreign_key)
-        elif isinstance(kind, HasMany):
-            self.tag(2)
-            self.text(kind.foreign_key)
-        elif isinstance(kind, ManyToMany):
-            self.tag(3)
+        self.tag(JOIN_KIND_TAGS[type(kind)])
+        if isinstance(kind, model.ManyToMany):
             self.through(kind.through)
+        else:
+            self.text(kind.column if isinstance(kind, model.BelongsTo) else kind.foreign_key)
         self.text(join.primary_key)
         self.flag(join.nullable)
         self.opt(join.filters, self.filters)
@@ -269,63 +241,63 @@ class _Stream:
         self.opt(join.limit, self.u64)
         self.fields(join.fields)
 
-    def through(self, through: Through) -> None:
+    def through(self, through: model.Through) -> None:
         self.text(through.table)
         self.text(through.left_key)
         self.text(through.right_key)
 
-    def order_by(self, items: tuple[OrderBy, ...]) -> None:
+    def order_by(self, items: tuple[model.OrderBy, ...]) -> None:
         self.length(items)
         for item in items:
             self.text(item.column)
-            self.opt(item.direction, lambda d: self.tag(DIRECTIONS.index(d)))
+            self.opt(item.direction, lambda d: self.tag(model.DIRECTIONS.index(d)))
 
-    def aggregate(self, aggregate: Aggregate) -> None:
+    def aggregate(self, aggregate: model.Aggregate) -> None:
         self.text(aggregate.table)
-        self.tag(_AGGREGATE_OP_TAGS[aggregate.op])
+        self.tag(AGGREGATE_OP_TAGS[aggregate.op])
         if aggregate.op in ("sum", "avg", "min", "max"):
             self.text(aggregate.column or "")
         elif aggregate.op == "ids":
             self.field_type(aggregate.element_type or "long")
         key = aggregate.key
-        if isinstance(key, ForeignKey):
-            self.tag(0)
+        self.tag(AGGREGATE_KEY_TAGS[type(key)])
+        if isinstance(key, model.ForeignKey):
             self.text(key.column)
         else:
-            self.tag(1)
             self.through(key)
         self.opt(aggregate.value_type, self.field_type)
         self.opt(aggregate.filters, self.filters)
 
-    def filters(self, filters: tuple[Filter, ...]) -> None:
+    def filters(self, filters: tuple[model.Filter, ...]) -> None:
         self.length(filters)
         for item in filters:
             self.filter(item)
 
-    def filter(self, item: Filter) -> None:
-        if isinstance(item, RawFilter):
-            self.tag(0)
+    def filter(self, item: model.Filter) -> None:
+        self.tag(FILTER_TAGS[type(item)])
+        if isinstance(item, model.RawFilter):
             self.text(item.raw)
-        elif isinstance(item, NullCheck):
-            self.tag(1)
+        elif isinstance(item, model.NullCheck):
             self.text(item.column)
-            self.tag(NULL_OPS.index(item.op))
-        elif isinstance(item, Comparison):
-            self.tag(2)
+            self.tag(model.NULL_OPS.index(item.op))
+        else:
             self.text(item.column)
-            self.tag(VALUE_OPS.index(item.op))
-            if item.op in ("in", "not_in"):
-                self.tag(1)
+            self.tag(model.VALUE_OPS.index(item.op))
+            shape = _operand_shape(item.op)
+            self.tag(OPERAND_TAGS[shape])
+            if shape == "list":
                 self.strs(item.values)
-            elif item.op == "between":
-                self.tag(2)
-                self.text(item.values[0])
-                self.text(item.values[1])
             else:
-                self.tag(0)
-                self.text(item.values[0])
+                for value in item.values[: 2 if shape == "range" else 1]:
+                    self.text(value)
 
-    def soft_delete(self, soft_delete: SoftDelete) -> None:
-        self.tag(0 if soft_delete.kind == "field" else 1)
+    def soft_delete(self, soft_delete: model.SoftDelete) -> None:
+        self.tag(SOFT_DELETE_TAGS[soft_delete.kind])
         self.text(soft_delete.name)
         self.opt(soft_delete.when, self.filters)
+
+
+def _operand_shape(op: str) -> str:
+    if op in ("in", "not_in"):
+        return "list"
+    return "range" if op == "between" else "single"

@@ -1,4 +1,4 @@
-"""The typed mapping of an index and the OpenSearch index body built from it (language spec §7).
+"""The typed mapping of an index and the OpenSearch index body built from it.
 
 Pure: `build_index_body` returns the `PUT /<index>` body as plain JSON data; the
 OpenSearch adapter sends it.
@@ -35,7 +35,7 @@ def build_index_body(
     text_analysis: str = "builtin",
     auto_subfields: bool = True,
 ) -> dict[str, Any]:
-    """The body that creates a generation index for `mapping` (§7.1).
+    """The body that creates a generation index for `mapping`.
 
     `refresh_interval` is `-1` for seeding; the sink applies the configured
     interval once the generation is seeded.

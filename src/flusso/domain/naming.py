@@ -1,6 +1,6 @@
 """Index names flusso owns in a cluster: prefix rules, hash aliases, generations, the meta index.
 
-Pure string arithmetic (language spec §8.3–8.4, sinks spec §2.2); the sink does the calls.
+Pure string arithmetic; the sink does the calls.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Types and nullability of resolved fields (language spec §6), and the typed index mapping.
+"""Types and nullability of resolved fields, and the typed index mapping.
 
 `resolve_fields` and the type-acceptance table are implemented here; the dataclasses
 below are the shared contract read by mapping, the document decoder, `check` and sinks.
@@ -10,6 +10,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from flusso.domain.config.field_types import (
+    COORDINATE_TYPES,
+    CUSTOM_TYPE,
+    FIELD_TYPES,
+    MAP_TYPE,
+    FieldTypeSpec,
+    normalise_postgres_type,
+    spec_of,
+)
 from flusso.domain.config.model import (
     Aggregate,
     ColumnSource,
@@ -27,7 +36,7 @@ from flusso.domain.config.model import (
 
 @dataclass(frozen=True)
 class ResolvedField:
-    """A field after type resolution (§6.2).
+    """A field after type resolution.
 
     `type` is the OpenSearch type (`keyword`, `nested`, `object`, `geo_point`, …);
     `declared` is the flusso type it came from (`identifier`, `decimal`, `count`, …),
@@ -56,90 +65,50 @@ class IndexMapping:
 
 
 # ---------------------------------------------------------------------------
-# Type acceptance (§6.1)
+# Type acceptance: which columns a declared type may read
 # ---------------------------------------------------------------------------
-
-_TEXT_FAMILY = frozenset(
-    {"text", "character varying", "varchar", "character", "char", "bpchar", "citext", "name"}
-)
-_NUMERIC_TYPES = ("short", "integer", "long", "float", "double", "decimal")
-
-_ACCEPTED_PG_TYPES: dict[str, frozenset[str]] = {
-    "text": _TEXT_FAMILY,
-    "identifier": _TEXT_FAMILY,
-    "keyword": _TEXT_FAMILY,
-    "enum": _TEXT_FAMILY,
-    "uuid": frozenset({"uuid"}),
-    "boolean": frozenset({"boolean", "bool"}),
-    "short": frozenset({"smallint", "int2", "smallserial"}),
-    "integer": frozenset({"integer", "int", "int4", "serial"}),
-    "long": frozenset({"bigint", "int8", "bigserial"}),
-    "float": frozenset({"real", "float4"}),
-    "double": frozenset({"double precision", "float8"}),
-    "decimal": frozenset({"numeric", "decimal", "money"}),
-    "date": frozenset({"date"}),
-    "timestamp": frozenset({
-        "timestamp", "timestamptz", "timestamp with time zone", "timestamp without time zone",
-        "time", "timetz", "time with time zone", "time without time zone",
-    }),
-    "binary": frozenset({"bytea"}),
-    "json": frozenset({"json", "jsonb"}),
-    "map": frozenset({"json", "jsonb"}),
-    # One-column geo: the value must already be JSON- or text-shaped; PostGIS
-    # `geometry` and native `point` would serialise as WKB / `(x,y)`.
-    "geo": frozenset({"json", "jsonb"}) | _TEXT_FAMILY,
-    "geo_point": frozenset({"json", "jsonb"}) | _TEXT_FAMILY,
-}
-
-_OPENSEARCH_TYPES: dict[str, str] = {
-    "text": "text", "identifier": "text", "keyword": "keyword", "enum": "keyword",
-    "uuid": "keyword", "boolean": "boolean", "short": "short", "integer": "integer",
-    "long": "long", "float": "float", "double": "double", "decimal": "double",
-    "date": "date", "timestamp": "date", "binary": "binary", "json": "object",
-    "geo_point": "geo_point",
-}
-
-
-def normalise_pg_type(name: str) -> str:
-    """A `format_type` name reduced to its base: `numeric(10,2)[]` → `numeric`."""
-    base = name.strip()
-    while base.endswith("[]"):
-        base = base[:-2]
-    return base.strip().split("(", 1)[0].strip().lower()
 
 
 def accepts(declared: FieldType | str, pg_type: str, *, is_enum_type: bool = False) -> bool:
     """Whether a field declared as `declared` may read a column of Postgres type `pg_type`.
 
     `declared` is a scalar name, `geo`/`geo_point` (one column), `map`, a `MapType`
-    or a `CustomType`. `is_enum_type` marks `pg_type` as a Postgres enum, which
-    only `enum` accepts (§11).
+    or a `CustomType`. `is_enum_type` marks `pg_type` as a Postgres enum type, which
+    only `enum` accepts (its labels are text).
     """
-    base = normalise_pg_type(pg_type)
+    base = normalise_postgres_type(pg_type)
     if isinstance(declared, CustomType):
-        return any(normalise_pg_type(accepted) == base for accepted in declared.postgres)
+        return any(normalise_postgres_type(accepted) == base for accepted in declared.postgres)
     key = "map" if isinstance(declared, MapType) else declared
     if key == "enum" and is_enum_type:
         return True
-    return base in _ACCEPTED_PG_TYPES.get(key, frozenset())
+    spec = spec_of(key)
+    return spec is not None and base in spec.postgres
 
 
 def is_numeric_pg_type(pg_type: str) -> bool:
     """Whether a column may hold a coordinate of a two-column geo point (short … double, decimal)."""
-    return any(accepts(name, pg_type) for name in _NUMERIC_TYPES)
+    return any(accepts(name, pg_type) for name in COORDINATE_TYPES)
+
+
+def field_type_spec(declared: FieldType) -> FieldTypeSpec:
+    """The registry row of a declared column type (`map` and `custom` rows for theirs)."""
+    if isinstance(declared, CustomType):
+        return CUSTOM_TYPE
+    if isinstance(declared, MapType):
+        return MAP_TYPE
+    return FIELD_TYPES[declared]
 
 
 def opensearch_type(declared: FieldType) -> str:
-    """The OpenSearch type a declared column type maps to (§6.1)."""
+    """The OpenSearch type a declared column type maps to."""
     if isinstance(declared, CustomType):
         return declared.opensearch
-    if isinstance(declared, MapType):
-        return "object"
-    return _OPENSEARCH_TYPES[declared]
+    return field_type_spec(declared).opensearch
 
 
 # ---------------------------------------------------------------------------
-# Resolution (§6.2, §6.3)
+# Resolution: the OpenSearch type and nullability of every field
 # ---------------------------------------------------------------------------
 
 
@@ -209,7 +178,7 @@ def _resolve_column(
         declared=declared,
         extra=extra,
         map_values=declared_type.values if isinstance(declared_type, MapType) else None,
-        decimal=declared_type == "decimal",
+        decimal=_exact(declared_type),
         enum_order=column.variants if declared_type == "enum" else (),
     )
 
@@ -224,7 +193,7 @@ def _resolve_aggregate(name: str, aggregate: Aggregate, extra: dict[str, Value])
         element = aggregate.element_type or "long"
         return ResolvedField(
             name=name, type=opensearch_type(element), nullable=False, declared=op,
-            array=True, extra=extra, decimal=element == "decimal",
+            array=True, extra=extra, decimal=_exact(element),
         )
     value_type = aggregate.value_type
     return ResolvedField(
@@ -233,7 +202,14 @@ def _resolve_aggregate(name: str, aggregate: Aggregate, extra: dict[str, Value])
         nullable=True,
         declared=op,
         extra=extra,
-        decimal=value_type == "decimal",
+        decimal=_exact(value_type),
+    )
+
+
+def _exact(declared: FieldType | None) -> bool:
+    """Whether values of the type are exact decimals (they decode to `Decimal`)."""
+    return isinstance(declared, str) and declared in FIELD_TYPES and (
+        FIELD_TYPES[declared].wire == "decimal"
     )
 
 

@@ -1,4 +1,7 @@
-"""Which columns `flusso check` must look up, and what the live facts say about them (§10.3, R-24/25).
+"""Which columns `flusso check` must look up, and what the live facts say about them.
+
+Every column a schema names is checked: value columns for their type and nullability,
+keys, filters, order and soft-delete columns for their existence.
 
 Pure: `plan_column_checks` walks a schema into checks; `diagnose` turns the
 catalog facts the caller fetched into diagnostics. Nothing here talks to a database.
@@ -11,25 +14,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Literal
 
-from flusso.domain.config.model import (
-    Aggregate,
-    BelongsTo,
-    ColumnSource,
-    Comparison,
-    Field,
-    FieldType,
-    Filter,
-    ForeignKey,
-    GeoSource,
-    GroupSource,
-    HasMany,
-    HasOne,
-    IndexSchema,
-    Join,
-    ManyToMany,
-    NullCheck,
-    Through,
-)
+from flusso.domain.config import model
 from flusso.domain.documents.change import TableRef
 from flusso.domain.types import accepts, is_numeric_pg_type
 
@@ -81,7 +66,7 @@ class ColumnCheck:
     table: TableRef
     column: str | None
     role: CheckRole
-    declared: FieldType | None = None
+    declared: model.FieldType | None = None
     warn_nullable: bool = False
     via: str = ""
 
@@ -91,7 +76,7 @@ class ColumnCheck:
 # ---------------------------------------------------------------------------
 
 
-def plan_column_checks(schema: IndexSchema) -> list[ColumnCheck]:
+def plan_column_checks(schema: model.IndexSchema) -> list[ColumnCheck]:
     """Every lookup `check` makes for one schema, in walk order (depth-first, declaration order).
 
     A `reference` whose column another check of the schema already covers is dropped,
@@ -121,18 +106,18 @@ def _reference(field: str, table: TableRef, column: str, via: str) -> ColumnChec
 
 
 def _filter_checks(
-    field: str, table: TableRef, filters: Sequence[Filter] | None, via: str
+    field: str, table: TableRef, filters: Sequence[model.Filter] | None, via: str
 ) -> list[ColumnCheck]:
     # Raw filters are opaque SQL; only structured ones name a column.
     return [
         _reference(field, table, item.column, via)
         for item in filters or ()
-        if isinstance(item, (Comparison, NullCheck))
+        if isinstance(item, (model.Comparison, model.NullCheck))
     ]
 
 
 def _walk(
-    fields: Sequence[Field],
+    fields: Sequence[model.Field],
     prefix: str,
     table: TableRef,
     key: str | None,
@@ -141,52 +126,56 @@ def _walk(
     for field in fields:
         path = f"{prefix}{field.name}"
         source = field.source
-        if isinstance(source, ColumnSource):
+        if isinstance(source, model.ColumnSource):
             forced = source.column == key or source.default is not None
             out.append(ColumnCheck(
                 path, table, source.column, "value", declared=source.type,
                 warn_nullable=not source.nullable and not forced,
             ))
-        elif isinstance(source, GroupSource):
+        elif isinstance(source, model.GroupSource):
             _walk(source.fields, f"{path}.", table, key, out)
-        elif isinstance(source, GeoSource):
+        elif isinstance(source, model.GeoSource):
             out.append(ColumnCheck(path, table, source.lat, "coordinate", via="lat"))
             out.append(ColumnCheck(path, table, source.lon, "coordinate", via="lon"))
-        elif isinstance(source, Join):
+        elif isinstance(source, model.Join):
             _plan_join(path, table, source, out)
-        elif isinstance(source, Aggregate):
+        elif isinstance(source, model.Aggregate):
             _plan_aggregate(path, table, source, out)
         # Constants read nothing.
 
 
-def _plan_through(path: str, table: TableRef, through: Through, out: list[ColumnCheck]) -> None:
+def _plan_through(
+    path: str, table: TableRef, through: model.Through, out: list[ColumnCheck]
+) -> None:
     junction = TableRef(table.schema, through.table)
     out.append(ColumnCheck(path, junction, None, "table", via="through.table"))
     out.append(_reference(path, junction, through.left_key, "through.left_key"))
     out.append(_reference(path, junction, through.right_key, "through.right_key"))
 
 
-def _plan_join(path: str, parent: TableRef, join: Join, out: list[ColumnCheck]) -> None:
+def _plan_join(path: str, parent: TableRef, join: model.Join, out: list[ColumnCheck]) -> None:
     target = TableRef(parent.schema, join.table)
     kind = join.kind
-    if isinstance(kind, BelongsTo):
+    if isinstance(kind, model.BelongsTo):
         out.append(_reference(path, parent, kind.column, "column"))
     out.append(ColumnCheck(path, target, None, "table", via="table"))
     out.append(_reference(path, target, join.primary_key, "primary_key"))
-    if isinstance(kind, (HasOne, HasMany)):
+    if isinstance(kind, (model.HasOne, model.HasMany)):
         out.append(_reference(path, target, kind.foreign_key, "foreign_key"))
-    elif isinstance(kind, ManyToMany):
+    elif isinstance(kind, model.ManyToMany):
         _plan_through(path, parent, kind.through, out)
     _walk(join.fields, f"{path}.", target, join.primary_key, out)
     out.extend(_filter_checks(path, target, join.filters, "filters"))
     out.extend(_reference(path, target, order.column, "order_by") for order in join.order_by or ())
 
 
-def _plan_aggregate(path: str, parent: TableRef, aggregate: Aggregate, out: list[ColumnCheck]) -> None:
+def _plan_aggregate(
+    path: str, parent: TableRef, aggregate: model.Aggregate, out: list[ColumnCheck]
+) -> None:
     target = TableRef(parent.schema, aggregate.table)
     out.append(ColumnCheck(path, target, None, "table", via="table"))
     key = aggregate.key
-    if isinstance(key, ForeignKey):
+    if isinstance(key, model.ForeignKey):
         out.append(_reference(path, target, key.column, "foreign_key"))
     else:
         _plan_through(path, parent, key, out)
@@ -197,7 +186,8 @@ def _plan_aggregate(path: str, parent: TableRef, aggregate: Aggregate, out: list
                 path, target, column, "aggregate", declared=aggregate.value_type, via="column",
             ))
         else:
-            # avg's type is not checked (§10.3); the column must still exist (R-24).
+            # avg's result is always a double, so its column's type is not checked; the
+            # column must still exist, or the document query fails.
             out.append(_reference(path, target, column, "column"))
     out.extend(_filter_checks(path, target, aggregate.filters, "filters"))
 
@@ -230,7 +220,8 @@ def diagnose(
     checks: Sequence[ColumnCheck],
     facts: Mapping[TableRef, TableFacts | None],
 ) -> list[Diagnostic]:
-    """The diagnostics of one index, in check order; a table absent from `facts` counts as missing."""
+    """The diagnostics of one index, in check order; a table absent from `facts` counts as
+    missing."""
     out: list[Diagnostic] = []
     for check in checks:
         columns = facts.get(check.table)

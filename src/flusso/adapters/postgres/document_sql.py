@@ -42,6 +42,7 @@ from flusso.domain.config.model import (
     Through,
     Value,
 )
+from flusso.domain.types import field_type_spec
 
 ROOT = "root"
 MAX_PAIRS_PER_OBJECT = 50
@@ -207,7 +208,9 @@ class _Generator:
     def value(self, f: Field, alias: str, parent_pk: str | None) -> str:
         source = f.source
         if isinstance(source, ColumnSource):
-            expr = _col(alias, source.column)
+            expr = field_type_spec(source.type).column_sql.format(
+                column=_col(alias, source.column)
+            )
             for transform in source.transforms:
                 expr = f"lower({expr})" if transform == "lowercase" else f"trim({expr})"
             default = _default_literal(source.default)
@@ -364,7 +367,7 @@ class _Generator:
         )
 
     def soft_delete(self, soft: SoftDelete) -> str:
-        column = soft.name if soft.kind == "column" else _field_column(self.schema.fields, soft.name)
+        column = self.schema.soft_delete_column
         if column is None:
             raise SourceError(
                 f"soft_delete.field {soft.name!r} is not a column field of the root row"
@@ -376,22 +379,6 @@ class _Generator:
             "ELSE true END"
         )
         return f"({truthy}){self.filters(soft.when, ROOT, self.schema.table)}"
-
-
-def _field_column(fields: Sequence[Field], name: str) -> str | None:
-    """The column behind a root-row field (top level or inside `object` groups).
-
-    Only root-row fields count: a joined field names a column of another table, which
-    on the root row would be missing or mean something else.
-    """
-    for f in fields:
-        if f.name == name and isinstance(f.source, ColumnSource):
-            return f.source.column
-        if isinstance(f.source, GroupSource):
-            found = _field_column(f.source.fields, name)
-            if found is not None:
-                return found
-    return None
 
 
 @dataclass(frozen=True)

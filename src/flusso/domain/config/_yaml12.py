@@ -287,7 +287,8 @@ def number_text(number: int | float) -> str:
 
 
 def to_value(node: YNode) -> Value:
-    """The §5.7 value model: i64 → int, other numbers → Decimal (exponent/nan/inf text → str)."""
+    """A YAML value as the model keeps it: i64 → int, other numbers → Decimal, and a number
+    written with an exponent, nan or inf → its text (a Decimal would not round-trip it)."""
     if isinstance(node, YMap):
         return {
             key.value: to_value(value)
@@ -311,7 +312,7 @@ def scalar_value(value: Scalar) -> Value:
 
 
 def scalar_text(value: Scalar) -> str:
-    """A scalar as a filter operand string (§5.6)."""
+    """A scalar as a filter operand string: bound as a parameter and cast by Postgres."""
     if value is None:
         return "null"
     if isinstance(value, bool):

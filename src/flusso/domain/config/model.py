@@ -13,15 +13,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Union
 
+from flusso.domain.config.field_types import SCALAR_TYPES
+
 # ---------------------------------------------------------------------------
 # Vocabulary (the drift test for `flusso schema` compares against these)
 # ---------------------------------------------------------------------------
-
-SCALAR_TYPES: tuple[str, ...] = (
-    "text", "identifier", "keyword", "enum", "uuid", "boolean", "short", "integer",
-    "long", "float", "double", "decimal", "date", "timestamp", "binary", "json",
-)
-"""The 16 scalar type keys, in hash-tag order (text = 0 … json = 15)."""
 
 TYPE_NAMES: tuple[str, ...] = SCALAR_TYPES
 """Names accepted by `values`, `value_type`, `element_type` (plus `geo_point`, parsed to be rejected)."""
@@ -51,10 +47,6 @@ DIRECTIONS: tuple[str, ...] = ("asc", "desc")
 ON_ERROR_POLICIES: tuple[str, ...] = ("stop", "skip")
 TEXT_ANALYSIS: tuple[str, ...] = ("builtin", "icu")
 
-ScalarType = Literal[
-    "text", "identifier", "keyword", "enum", "uuid", "boolean", "short", "integer",
-    "long", "float", "double", "decimal", "date", "timestamp", "binary", "json",
-]
 Transform = Literal["lowercase", "trim"]
 OnError = Literal["stop", "skip"]
 
@@ -100,6 +92,8 @@ class RawFilter:
 
 @dataclass(frozen=True)
 class NullCheck:
+    """`column IS [NOT] NULL`."""
+
     column: str
     op: Literal["is_null", "is_not_null"]
 
@@ -161,7 +155,7 @@ class GroupSource:
 
 @dataclass(frozen=True)
 class GeoSource:
-    """Two-column geo point."""
+    """Two-column geo point: latitude and longitude columns of the current row."""
 
     lat: str
     lon: str
@@ -189,12 +183,12 @@ class HasOne:
 
 @dataclass(frozen=True)
 class HasMany:
-    foreign_key: str
+    foreign_key: str  # on each related row, points back at the parent
 
 
 @dataclass(frozen=True)
 class ManyToMany:
-    through: Through
+    through: Through  # a junction row points at the parent and at the related row
 
 
 JoinKind = Union[BelongsTo, HasOne, HasMany, ManyToMany]
@@ -287,6 +281,30 @@ class IndexSchema:
     soft_delete: SoftDelete | None = None
     filters: tuple[Filter, ...] | None = None
     version: int = 1
+
+    @property
+    def soft_delete_column(self) -> str | None:
+        """The root-row column that marks a row deleted (`soft_delete.field` names a root
+        field, whose column is the marker); None without soft delete."""
+        if self.soft_delete is None:
+            return None
+        if self.soft_delete.kind == "column":
+            return self.soft_delete.name
+        source = root_column_field(self.fields, self.soft_delete.name)
+        return source.column if source is not None else None
+
+
+def root_column_field(fields: tuple[Field, ...], name: str) -> ColumnSource | None:
+    """The column-backed field `name` of the root row: top level or inside `object`s, depth
+    first, never inside a join (a join's rows are other rows)."""
+    for item in fields:
+        if item.name == name and isinstance(item.source, ColumnSource):
+            return item.source
+        if isinstance(item.source, GroupSource):
+            found = root_column_field(item.source.fields, name)
+            if found is not None:
+                return found
+    return None
 
 
 @dataclass(frozen=True, repr=False)

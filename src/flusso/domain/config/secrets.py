@@ -54,7 +54,11 @@ def sink_variable(sink: str, key: str) -> str:
 
 
 def resolve_source_url(source: SourceConfig, env: Mapping[str, str]) -> str:
-    """The source connection URL, stripped and checked: an `{ env }` reference, else DATABASE_URL, else the file."""
+    """The source connection URL, stripped and checked.
+
+    Precedence: an explicit `{ env = "X" }` reference, then DATABASE_URL, then a literal
+    URL, then connection parts; with none of them there is nothing to connect to.
+    """
     connection = source.connection
     if isinstance(connection, Secret) and connection.env is not None:
         url, origin = _read(connection.env, env, "[source] connection_url"), connection.env

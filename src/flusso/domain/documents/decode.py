@@ -1,4 +1,4 @@
-"""Decoding a document assembled by Postgres into its final values (engine spec §6.9).
+"""Decoding a document assembled by Postgres into its final values.
 
 Pure: the JSON text is parsed with exact decimals, then each declared field is
 coerced by its declared type. Keys not declared are dropped, declared nulls stay
@@ -10,7 +10,7 @@ The builder hands documents on as `WireDocument`s: the text plus its plans,
 decoded into exact values only when read as a mapping. The sink path does not
 read them; it renders the text in one pass with the *final* plan
 (`plan_final_object`), which turns a float-parsed document straight into the
-plain JSON values of the sinks spec §1.6 (see `render.render_document`).
+plain JSON values every sink writes (see `render.render_document`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from flusso.domain.config.field_types import FIELD_TYPES
 from flusso.domain.config.model import (
     Aggregate,
     ColumnSource,
@@ -96,7 +97,7 @@ def coerce_decimal(value: Any) -> Any:
 
 
 def coerce_binary(value: Any) -> Any:
-    """bytea hex text (`\\x0102ff`) → bytes (R-21: the sink renders base64)."""
+    """bytea hex text (`\\x0102ff`) → bytes (a sink renders bytes as base64)."""
     if isinstance(value, str) and value.startswith("\\x"):
         try:
             return bytes.fromhex(value[2:])
@@ -110,14 +111,19 @@ _SCALAR_COERCERS: dict[str, Coercer] = {
     "timestamp": coerce_timestamp,
     "binary": coerce_binary,
 }
-"""Declared types whose wire value differs from the document value; every other type passes as is."""
+"""Wire conversions (a field type's `wire`) by name; a type without one passes as is."""
+
+
+def _wire(declared: object) -> str | None:
+    """The registry's wire conversion of a declared scalar type name (map and custom: none)."""
+    spec = FIELD_TYPES.get(declared) if isinstance(declared, str) else None
+    return spec.wire if spec is not None else None
 
 
 def scalar_coercer(declared: object) -> Coercer | None:
     """The coercer of a declared scalar type name, or None when the JSON value is already final."""
-    if isinstance(declared, str):
-        return _SCALAR_COERCERS.get(declared)
-    return None  # map and custom types keep their JSON shape
+    wire = _wire(declared)
+    return None if wire is None else _SCALAR_COERCERS[wire]
 
 
 def _list_of(item: Coercer) -> Coercer:
@@ -135,7 +141,7 @@ def _aggregate_coercer(aggregate: Aggregate) -> Coercer | None:
     if aggregate.op == "ids":
         element = scalar_coercer(aggregate.element_type)
         return None if element is None else _list_of(element)
-    return None  # count is an integer, avg a float: both final as parsed (R-22)
+    return None  # count is an integer, avg a float: both final as parsed
 
 
 def _field_coercer(f: Field) -> Coercer | None:
@@ -180,7 +186,7 @@ def decode_document(text: str, plan: Coercer) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {}
 
 
-# -- the final plan: float-parsed JSON → the JSON values a sink renders (sinks §1.6) --------
+# -- the final plan: float-parsed JSON → the JSON values a sink renders ---------------------
 #
 # Applied to `json.loads(text)` (floats as float, not Decimal). Each coercer returns what
 # `to_json_value(exact coercer(value))` would, for every value that parses to a finite
@@ -200,7 +206,7 @@ def final_decimal(value: Any) -> Any:
 
 
 def final_binary(value: Any) -> Any:
-    """bytea hex text → standard base64 (R-21); anything else keeps its JSON shape."""
+    """bytea hex text → standard base64; anything else keeps its JSON shape."""
     if isinstance(value, str) and value.startswith("\\x"):
         try:
             raw = bytes.fromhex(value[2:])
@@ -218,9 +224,8 @@ _FINAL_SCALARS: dict[str, Coercer] = {
 
 
 def _final_scalar(declared: object) -> Coercer | None:
-    if isinstance(declared, str):
-        return _FINAL_SCALARS.get(declared)
-    return None
+    wire = _wire(declared)
+    return None if wire is None else _FINAL_SCALARS[wire]
 
 
 def _final_aggregate(aggregate: Aggregate) -> Coercer | None:

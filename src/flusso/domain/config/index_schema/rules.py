@@ -1,10 +1,11 @@
-"""Vocabulary and identifier rules of the `*.schema.yml` language (§2, §5.3–§5.4)."""
+"""Vocabulary and identifier rules of the `*.schema.yml` language: which keys each field
+kind takes, what a Postgres identifier and a field name may be."""
 
 from __future__ import annotations
 
 import re
 
-from flusso.domain.config.model import AGGREGATE_OPS, JOIN_VERBS, SCALAR_TYPES, TYPE_KEYS
+from flusso.domain.config.model import AGGREGATE_OPS, JOIN_VERBS, SCALAR_TYPES
 
 TOP_KEYS: tuple[str, ...] = (
     "version", "table", "schema", "primary_key", "doc_id", "soft_delete", "filters", "fields",
@@ -46,11 +47,6 @@ SOFT_DELETE_KEYS: tuple[str, ...] = ("column", "field", "when")
 PARSED_TYPE_NAMES: tuple[str, ...] = (*SCALAR_TYPES, "geo_point")
 """Type names the parser accepts; `geo_point` only to reject it with a precise message."""
 
-MAP_VALUE_TYPES: frozenset[str] = frozenset({
-    "text", "identifier", "keyword", "enum", "uuid", "short", "integer", "long", "float",
-    "double", "decimal", "date", "timestamp",
-})
-
 FILTER_FORMS = (
     "a filter is one of `{raw: <sql>}`, `{column: <c>, op: is_null | is_not_null}` "
     "or `{column: <c>, op: <eq|neq|lt|lte|gt|gte|in|not_in|like|ilike|between>, value: <v>}`"
@@ -69,12 +65,9 @@ JOIN_KEY_SIBLING: dict[str, str] = {
     "many_to_many": "through",
 }
 
-ENUM_SORT_PREFIX = "flusso_enumsort__"
-
 _PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
 _FIELD_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _MAX_IDENTIFIER = 63
-_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 
 
 def kind_of(tag: str) -> str:
@@ -90,12 +83,8 @@ def kind_of(tag: str) -> str:
     return tag  # custom, geo, object, map, constant
 
 
-def is_type_key(key: str) -> bool:
-    return key in TYPE_KEYS
-
-
 def pg_identifier_problem(raw: str) -> tuple[str, str | None]:
-    """(normalised value, problem or None) for a Postgres identifier (§2)."""
+    """(normalised value, problem or None) for a Postgres identifier: trimmed and lowercased."""
     value = raw.strip().lower()
     if len(value) > _MAX_IDENTIFIER:
         return value, f"is longer than {_MAX_IDENTIFIER} characters"
@@ -105,26 +94,13 @@ def pg_identifier_problem(raw: str) -> tuple[str, str | None]:
 
 
 def field_name_problem(raw: str) -> tuple[str, str | None]:
-    """(normalised value, problem or None) for a field name: trimmed, case kept (§2)."""
+    """(normalised value, problem or None) for a field name: trimmed, case kept."""
     value = raw.strip()
     if len(value) > _MAX_IDENTIFIER:
         return value, f"is longer than {_MAX_IDENTIFIER} characters"
     if not _FIELD_NAME.fullmatch(value):
         return value, "must match `^[a-zA-Z_][a-zA-Z0-9_]*$` after trimming"
     return value, None
-
-
-def normalise_postgres_type(name: str) -> str:
-    """§6.1: strip, drop trailing `[]` repeatedly, cut at the first `(`, strip, lowercase."""
-    value = name.strip()
-    while value.endswith("[]"):
-        value = value[:-2].rstrip()
-    return value.split("(", 1)[0].strip().lower()
-
-
-def enum_sort_name(dotted_path: str) -> str:
-    """§7.4: the char-filter/normalizer name of an ordered enum at `dotted_path`."""
-    return ENUM_SORT_PREFIX + _NOT_ALNUM.sub("_", dotted_path)
 
 
 def backticked(names: tuple[str, ...] | list[str]) -> str:
