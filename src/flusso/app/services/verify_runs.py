@@ -9,6 +9,7 @@ logged; it never stops live sync.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -129,10 +130,8 @@ class VerifyRuns:
             timeout = (
                 None if next_scheduled is None else max(0.0, next_scheduled - self._monotonic())
             )
-            try:
+            with contextlib.suppress(TimeoutError):  # the schedule is due
                 await asyncio.wait_for(self._wake.wait(), timeout)
-            except TimeoutError:
-                pass
             self._wake.clear()
             request = self._pending
             self._pending = None
