@@ -25,6 +25,10 @@ EXPECTED = {
     "flusso_replication_slot_lag_bytes": ("gauge", "Bytes the destination trails the source by"),
     "flusso_indexes": ("gauge", "Target indexes ensured at the sink"),
     "flusso_changes_in_flight": ("gauge", "Captured but not yet committed changes (back-pressure)"),
+    "flusso_backfill_rows": (
+        "gauge", "Root rows the running (or last) backfill of the index has written"
+    ),
+    "flusso_backfill_in_progress": ("gauge", "1 while the index's backfill runs, else 0"),
     "flusso_http_auth_failures": (
         "counter",
         "Requests to a protected HTTP surface refused for missing or wrong credentials",
@@ -111,3 +115,30 @@ def test_each_observer_has_its_own_registry_apart_from_the_global_one(name):
     assert first.registry is not second.registry
     assert prometheus_client.REGISTRY.get_sample_value(name) is None
     assert second.registry.get_sample_value("flusso_changes_captured_total") == 0
+
+
+def test_backfill_progress_counts_rows_per_index_until_it_is_seeded():
+    observer = PrometheusObserver(indexes=["users", "orders"])
+    observer.on_backfill_started(["users", "orders"])
+    observer.on_batch_committed(BatchStats(5, 5, {"users": 3, "orders": 2}))
+    observer.on_index_seeded("orders")
+    observer.on_batch_committed(BatchStats(4, 4, {"users": 2, "orders": 2}))
+    assert sample(observer, "flusso_backfill_rows", index="users") == 5
+    assert sample(observer, "flusso_backfill_rows", index="orders") == 2
+    assert sample(observer, "flusso_backfill_in_progress", index="users") == 1
+    assert sample(observer, "flusso_backfill_in_progress", index="orders") == 0
+    observer.on_live_started()
+    assert sample(observer, "flusso_backfill_in_progress", index="users") == 0
+    observer.on_batch_committed(BatchStats(1, 1, {"users": 1}))
+    assert sample(observer, "flusso_backfill_rows", index="users") == 5
+
+
+def test_a_new_backfill_starts_its_row_count_again_and_an_error_ends_it():
+    observer = PrometheusObserver(indexes=["users"])
+    observer.on_backfill_started(["users"])
+    observer.on_batch_committed(BatchStats(3, 3, {"users": 3}))
+    observer.on_error("boom")
+    assert sample(observer, "flusso_backfill_in_progress", index="users") == 0
+    observer.on_backfill_started(["users"])
+    assert sample(observer, "flusso_backfill_rows", index="users") == 0
+    assert sample(observer, "flusso_backfill_in_progress", index="users") == 1

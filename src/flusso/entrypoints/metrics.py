@@ -80,10 +80,23 @@ class PrometheusObserver:
         )
         for surface in ("public", "private"):
             self._auth_failures.labels(surface)
+        self._backfill_rows = Gauge(
+            "flusso_backfill_rows",
+            "Root rows the running (or last) backfill of the index has written",
+            ["index"], registry=registry,
+        )
+        self._backfilling = Gauge(
+            "flusso_backfill_in_progress",
+            "1 while the index's backfill runs, else 0",
+            ["index"], registry=registry,
+        )
         for index in indexes:
             self._built.labels(index)
             self._seeded.labels(index)
             self._quarantined.labels(index)
+            self._backfill_rows.labels(index)
+            self._backfilling.labels(index)
+        self._seeding: set[str] = set()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for `GET /metrics`."""
@@ -103,16 +116,26 @@ class PrometheusObserver:
         self._indexes.set(count)
 
     def on_backfill_started(self, indexes: Sequence[str]) -> None:
-        return None
+        self._seeding = set(indexes)
+        for index in indexes:
+            self._backfill_rows.labels(index).set(0)
+            self._backfilling.labels(index).set(1)
 
     def on_index_seeded(self, index: str) -> None:
         self._seeded.labels(index).inc()
+        self._seeding.discard(index)
+        self._backfilling.labels(index).set(0)
 
     def on_backfill_completed(self) -> None:
-        return None
+        self._end_backfill()
 
     def on_live_started(self) -> None:
-        return None
+        self._end_backfill()
+
+    def _end_backfill(self) -> None:
+        for index in self._seeding:
+            self._backfilling.labels(index).set(0)
+        self._seeding = set()
 
     def on_change_captured(self) -> None:
         self._captured.inc()
@@ -121,6 +144,9 @@ class PrometheusObserver:
         self._committed.inc(stats.changes)
         for index, count in stats.documents_by_index.items():
             self._built.labels(index).inc(count)
+            if index in self._seeding:
+                # One document per root row while the index backfills.
+                self._backfill_rows.labels(index).inc(count)
         self._batches.inc()
         self._flush.observe(stats.flush_seconds)
 
@@ -135,3 +161,4 @@ class PrometheusObserver:
 
     def on_error(self, message: str) -> None:
         self._errors.inc()
+        self._end_backfill()
