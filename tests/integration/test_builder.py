@@ -35,6 +35,7 @@ from flusso.domain.config.model import (
     Constant,
     Deployment,
     Field,
+    ForeignKey,
     GeoSource,
     IndexConfig,
     IndexSchema,
@@ -554,17 +555,18 @@ async def test_more_than_fifty_fields_build_through_jsonb_concatenation(pg_url: 
 
 
 async def test_an_index_without_a_declared_key_builds_one_row_per_id(pg_url: str) -> None:
+    """A composite id joins the key values in primary-key order, not column order."""
     schema = IndexSchema(table="pairs", fields=(column("a", "integer"), column("b", "text")))
     store = await open_store(
         pg_url, Deployment(source=SourceConfig(), indexes=(IndexConfig("pairs", True, schema),)),
         "CREATE TABLE pairs (b text, a int, PRIMARY KEY (a, b)); INSERT INTO pairs VALUES ('x', 1)",
     )
     try:
-        event = ChangeEvent("upsert", t("pairs"), (("b", "x"), ("a", 1)))
+        event = ChangeEvent("upsert", t("pairs"), (("a", 1), ("b", "x")))
         ids = await store.builder.resolve([event])
-        assert [i.render() for i in ids] == ["x:1"]
-        ops = await store.builder.build_many([*ids, DocumentId("pairs", ("y", 1))])
-        assert ops == [Upsert(ids[0], {"a": 1, "b": "x"}), Delete(DocumentId("pairs", ("y", 1)))]
+        assert [i.render() for i in ids] == ["1:x"]
+        ops = await store.builder.build_many([*ids, DocumentId("pairs", (1, "y"))])
+        assert ops == [Upsert(ids[0], {"a": 1, "b": "x"}), Delete(DocumentId("pairs", (1, "y")))]
     finally:
         await store.builder.close()
 
@@ -599,15 +601,33 @@ async def test_a_failing_query_is_a_source_error_with_its_cause(store: Store) ->
     assert isinstance(caught.value.__cause__, psycopg.Error)
 
 
-async def test_a_join_target_without_a_primary_key_is_reported(pg_url: str) -> None:
+async def test_a_join_target_without_a_primary_key_is_matched_on_its_declared_key(
+    pg_url: str,
+) -> None:
     schema = IndexSchema(table="a", primary_key="id", fields=(Field("b", Join(
         "b", BelongsTo("b_id"), "id", True, (column("x", "text"),))),))
     store = await open_store(
         pg_url, Deployment(source=SourceConfig(), indexes=(IndexConfig("a", True, schema),)),
-        "CREATE TABLE a (id int PRIMARY KEY, b_id int); CREATE TABLE b (id int, x text)",
+        "CREATE TABLE a (id int PRIMARY KEY, b_id int); CREATE TABLE b (id int, x text); "
+        "INSERT INTO a VALUES (1, 5); INSERT INTO b VALUES (5, 'five')",
     )
     try:
-        with pytest.raises(SourceError, match="table public.b has no primary key"):
+        ops = await store.builder.build_many([DocumentId("a", (1,))])
+        assert ops == [Upsert(DocumentId("a", (1,)), {"b": {"x": "five"}})]
+    finally:
+        await store.builder.close()
+
+
+async def test_ids_of_a_table_without_a_single_column_key_are_reported(pg_url: str) -> None:
+    schema = IndexSchema(table="a", primary_key="id", fields=(
+        Field("bs", Aggregate("b", "ids", ForeignKey("a_id"), element_type="integer")),))
+    store = await open_store(
+        pg_url, Deployment(source=SourceConfig(), indexes=(IndexConfig("a", True, schema),)),
+        "CREATE TABLE a (id int PRIMARY KEY); "
+        "CREATE TABLE b (a_id int, n int, PRIMARY KEY (a_id, n))",
+    )
+    try:
+        with pytest.raises(SourceError, match=r"table public.b has no primary key of one column"):
             await store.builder.build_many([DocumentId("a", (1,))])
     finally:
         await store.builder.close()

@@ -140,16 +140,36 @@ async def test_a5_only_the_unseeded_index_is_backfilled(store):
         await eng.close()
 
 
-async def test_a6_a_root_table_without_primary_key_is_skipped_but_marked_seeded(store, caplog):
+async def test_a6_a_root_table_without_a_usable_key_stops_the_run_with_the_fix(store):
+    """Deliberately stricter than upstream, which skips the table and marks its index
+    seeded: that leaves an index empty for good with nothing but a log line to say why."""
     await sql(store, "CREATE TABLE nopk (id int, name text); INSERT INTO nopk VALUES (1, 'x')")
-    nopk = index("nopk", "nopk", column("id", "integer"), column("name", "text"))
-    caplog.set_level(logging.WARNING, logger="flusso")
-    eng = await Engine(store, store_deployment(nopk)).start()
+    schema = IndexSchema(table="nopk", fields=(column("id", "integer"), column("name", "text")))
+    eng = Engine(store, store_deployment(IndexConfig("nopk", True, schema)))
+    await eng.start(wait_live=False)
+    error = await eng.failure()
+    assert isinstance(error, SourceError)
+    assert "table public.nopk has no primary key and its schema declares none" in str(error)
+    assert "primary_key" in (error.hint or "") and 'ALTER TABLE "public"."nopk"' in (error.hint or "")
+    assert eng.sink.documents("nopk") == {}
+    assert "nopk" not in eng.sink.seeded_marks
+
+
+async def test_a6_a_keyless_root_with_a_declared_unique_key_is_backfilled_and_followed(store):
+    await sql(store, "CREATE TABLE nopk (id int NOT NULL, name text); "
+                     "CREATE UNIQUE INDEX nopk_id ON nopk (id); "
+                     "ALTER TABLE nopk REPLICA IDENTITY USING INDEX nopk_id; "
+                     "INSERT INTO nopk VALUES (1, 'x')")
+    schema = IndexSchema(table="nopk", primary_key="id",
+                         fields=(column("id", "integer"), column("name", "text", nullable=True)))
+    eng = await Engine(store, store_deployment(IndexConfig("nopk", True, schema))).start()
     try:
-        assert eng.sink.documents("nopk") == {}
-        assert "nopk" in eng.sink.seeded_marks
-        assert any("nopk" in r.getMessage() and "primary key" in r.getMessage()
-                   for r in caplog.records if r.levelno == logging.WARNING)
+        await eng.settle()
+        assert plain(eng.sink.documents("nopk")) == {"1": {"id": 1, "name": "x"}}
+        await sql(store, "UPDATE nopk SET name = 'y' WHERE id = 1; INSERT INTO nopk VALUES (2, 'z')")
+        await sql(store, "DELETE FROM nopk WHERE id = 1")
+        await eng.settle()
+        assert plain(eng.sink.documents("nopk")) == {"2": {"id": 2, "name": "z"}}
     finally:
         await eng.close()
 

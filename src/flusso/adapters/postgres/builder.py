@@ -45,6 +45,7 @@ from flusso.domain.documents.change import (
 from flusso.domain.documents.decode import WireDocument, WirePlan, plan_wire
 from flusso.domain.documents.keys import canonical_key_value
 from flusso.domain.documents.resolution import Hop, ResolutionPath, plan_resolution_paths
+from flusso.domain.documents.tables import declared_relation_keys
 from flusso.domain.types import IndexMapping
 
 logger = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class PostgresDocumentBuilder:
         self._plans: dict[str, _IndexPlan] = {}
         self._paths: dict[tuple[str, TableRef], list[ResolutionPath]] = {}
         self._warned: set[tuple[str, TableRef]] = set()
+        self._relation_keys: dict[str, dict[str, str]] = {}
 
     # -- connections ----------------------------------------------------------
 
@@ -213,6 +215,20 @@ class PostgresDocumentBuilder:
 
     # -- plans ----------------------------------------------------------------
 
+    def _declared_keys(self, index: IndexConfig) -> dict[str, str]:
+        keys = self._relation_keys.get(index.name)
+        if keys is None:
+            keys = declared_relation_keys(index.schema)
+            self._relation_keys[index.name] = keys
+        return keys
+
+    async def _relation_key(self, conn: psycopg.AsyncConnection, index: str, table: str) -> str:
+        config = self._by_name[index]
+        declared = self._declared_keys(config).get(table)
+        return await self._catalog.require_relation_key(
+            conn, config.schema.db_schema, table, declared
+        )
+
     async def _plan(self, conn: psycopg.AsyncConnection, name: str) -> _IndexPlan:
         plan = self._plans.get(name)
         if plan is not None:
@@ -223,7 +239,12 @@ class PostgresDocumentBuilder:
         schema = index.schema
         db = schema.db_schema
         needed = facts_needed(schema)
-        primary_keys = {t: await self._catalog.primary_key(conn, db, t) for t in needed.tables}
+        declared = self._declared_keys(index)
+        primary_keys: dict[str, str] = {}
+        for t in needed.tables:
+            key = await self._catalog.relation_key(conn, db, t, declared.get(t))
+            if key is not None:
+                primary_keys[t] = key
         column_types = {
             (t, c): (await self._catalog.column(conn, db, t, c)).sql_type for t, c in needed.columns
         }
@@ -420,6 +441,10 @@ class PostgresDocumentBuilder:
                 walk.inputs = named
             elif len(present) == 1:
                 walk.inputs = [present[0][1]]
+            else:
+                # A target with a composite key: the parents point at the key the join
+                # declares, which the row's old and new tuples carry.
+                walk.inputs = self._tuple_values(event, hop.target_key)
         elif hop.kind == "junction" and hop.through is not None and any(
             c == hop.through.left_key for c, _ in present
         ):
@@ -427,10 +452,15 @@ class PostgresDocumentBuilder:
         elif len(present) == 1:
             walk.key_column, walk.inputs = present[0][0], [present[0][1]]
         elif hop.kind == "far":
-            logger.warning(
-                "change on %s: many-to-many resolution needs a single-column key; skipped",
-                event.table,
-            )
+            # A far table with a composite key: junction rows point at its declared key.
+            declared = self._declared_keys(self._by_name[index]).get(hop.child_table)
+            named = [v for c, v in present if c == declared]
+            walk.inputs = named or self._tuple_values(event, declared)
+            if not walk.inputs:
+                logger.warning(
+                    "change on %s carries no value of its key %s; its many-to-many parents "
+                    "are not rebuilt", event.table, declared,
+                )
         elif present:
             walk.row_keys = [tuple(present)]
         tuple_column = hop.tuple_column
@@ -441,20 +471,26 @@ class PostgresDocumentBuilder:
                     walk.direct.append(candidate)
         return walk
 
+    @staticmethod
+    def _tuple_values(event: ChangeEvent, column: str | None) -> list[str]:
+        if column is None:
+            return []
+        found = (_text(values.get(column)) for values in (event.old, event.new))
+        return _dedup([v for v in found if v is not None])
+
     async def _hop_lookup(
         self, conn: psycopg.AsyncConnection, index: str, hop: Hop, key_column: str | None
     ) -> _HopLookup:
         """Which table/columns one hop reads, resolving catalog keys where the model has none."""
-        db = self._by_name[index].schema.db_schema
         if hop.kind == "belongs_to":
-            select = hop.parent_key or await self._catalog.primary_key(conn, db, hop.parent_table)
+            select = hop.parent_key or await self._relation_key(conn, index, hop.parent_table)
             return _HopLookup(hop.parent_table, hop.column or "", select)
         if hop.kind == "far" and hop.through is not None:
             return _HopLookup(hop.through.table, hop.through.right_key, hop.through.left_key)
         if hop.kind == "junction" and hop.through is not None:
             match = key_column or ""
             return _HopLookup(hop.through.table, match, hop.through.left_key)
-        match = key_column or await self._catalog.primary_key(conn, db, hop.child_table)
+        match = key_column or await self._relation_key(conn, index, hop.child_table)
         return _HopLookup(hop.child_table, match, hop.column or "")
 
     async def _walk(self, conn: psycopg.AsyncConnection, walks: list[_Walk]) -> None:

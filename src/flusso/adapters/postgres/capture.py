@@ -28,6 +28,14 @@ from flusso.domain.documents.tables import required_tables, root_keys
 
 logger = logging.getLogger(__name__)
 
+# The relation itself first, then its parents up to the partition root.
+_ANCESTORS_SQL = (
+    "SELECT n.nspname, c.relname FROM pg_partition_ancestors(%s::oid::regclass) "
+    "WITH ORDINALITY AS a(relid, depth) "
+    "JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "ORDER BY a.depth"
+)
+
 LAG_SQL = (
     "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS lag "
     "FROM pg_replication_slots WHERE slot_name = %s"
@@ -64,6 +72,7 @@ class PostgresChangeCapture:
         self._params: dict[str, Any] | None = None
         self._admin: psycopg.AsyncConnection[Any] | None = None
         self._catalog_keys: dict[TableRef, list[tuple[str, int]] | None] = {}
+        self._partition_roots: dict[int, TableRef] = {}
         self._stream: ReplicationStream | None = None
         self.coverage: Coverage | None = None
 
@@ -107,6 +116,7 @@ class PostgresChangeCapture:
             watermark=watermark,
             key_columns=self._key_columns,
             is_read=self._required.__contains__,
+            table_of=self._table_of,
         )
         stream = ReplicationStream(
             params=self._conninfo(),
@@ -128,7 +138,7 @@ class PostgresChangeCapture:
                 self._stream = None
 
     def snapshot(self, tables: Sequence[TableRef]) -> AsyncIterator[Change]:
-        return snapshot_changes(self._conninfo(), list(tables))
+        return snapshot_changes(self._conninfo(), list(tables), self._roots)
 
     async def lag(self) -> int | None:
         conn = await self._admin_conn()
@@ -160,6 +170,31 @@ class PostgresChangeCapture:
     def confirmed_lsn(self) -> int | None:
         """The watermark of the running stream (diagnostics and tests)."""
         return self._stream.watermark.confirmed if self._stream is not None else None
+
+    async def _table_of(self, relation: pgoutput.Relation) -> TableRef:
+        """The table an index reads that the relation belongs to: itself, or its partition root.
+
+        Without `publish_via_partition_root` a partition's changes carry the partition's
+        name; mapping them to the partitioned table the schema names keeps them, also for
+        partitions created or attached after the start.
+        """
+        table = TableRef(relation.namespace, relation.name)
+        if table in self._required:
+            return table
+        cached = self._partition_roots.get(relation.oid)
+        if cached is not None:
+            return cached
+        conn = await self._admin_conn()
+        try:
+            rows = await (await conn.execute(_ANCESTORS_SQL, (relation.oid,))).fetchall()
+        except psycopg.Error as exc:
+            raise translate(exc, f"cannot read the partition parents of {table}") from exc
+        found = next(
+            (TableRef(str(s), str(n)) for s, n in rows if TableRef(str(s), str(n)) in self._required),
+            table,
+        )
+        self._partition_roots[relation.oid] = found
+        return found
 
     async def _key_columns(self, table: TableRef, relation: pgoutput.Relation) -> tuple[str, ...]:
         """The declared root key, else the catalog primary key, else the identity columns.

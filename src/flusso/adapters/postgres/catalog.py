@@ -22,10 +22,12 @@ _COLUMNS_SQL = (
     "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
     "ORDER BY a.attnum"
 )
+# Key order (the index definition's), which is the order a composite id joins values in.
 _PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i "
     "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-    "WHERE i.indrelid = %s::regclass AND i.indisprimary ORDER BY a.attnum"
+    "WHERE i.indrelid = %s::regclass AND i.indisprimary "
+    "ORDER BY array_position(i.indkey::int2[], a.attnum)"
 )
 _EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
@@ -126,7 +128,7 @@ class CatalogCache:
     async def primary_key_columns(
         self, conn: psycopg.AsyncConnection, db_schema: str, table: str
     ) -> tuple[str, ...]:
-        """The primary-key columns in table column order (empty when the table has none)."""
+        """The primary-key columns in key order (empty when the table has none)."""
         cached = self._keys.get((db_schema, table))
         if cached is not None:
             return cached
@@ -140,17 +142,32 @@ class CatalogCache:
         self._keys[(db_schema, table)] = keys
         return keys
 
-    async def primary_key(self, conn: psycopg.AsyncConnection, db_schema: str, table: str) -> str:
-        """The single primary-key column of a relation target table."""
+    async def relation_key(
+        self, conn: psycopg.AsyncConnection, db_schema: str, table: str, declared: str | None
+    ) -> str | None:
+        """The one column a related table's rows are matched on: its single-column primary
+        key, else the key its join declares (a composite or missing primary key has no one
+        column to match). None when neither exists.
+        """
         keys = await self.primary_key_columns(conn, db_schema, table)
-        if not keys:
+        if len(keys) == 1:
+            return keys[0]
+        if declared is not None:
+            await self.column(conn, db_schema, table, declared)
+            return declared
+        return None
+
+    async def require_relation_key(
+        self, conn: psycopg.AsyncConnection, db_schema: str, table: str, declared: str | None
+    ) -> str:
+        key = await self.relation_key(conn, db_schema, table, declared)
+        if key is None:
+            keys = await self.primary_key_columns(conn, db_schema, table)
+            shape = f"a composite primary key ({', '.join(keys)})" if keys else "no primary key"
             raise SourceError(
-                f"table {db_schema}.{table} has no primary key",
-                hint="joined and aggregated tables need a single-column primary key",
+                f"table {db_schema}.{table} has {shape}, so its rows cannot be matched on one column",
+                hint="read it through a join, whose primary_key names a unique column, "
+                f"or give the table a single-column key (ALTER TABLE {qualified(db_schema, table)} "
+                "ADD COLUMN … UNIQUE)",
             )
-        if len(keys) > 1:
-            raise SourceError(
-                f"table {db_schema}.{table} has a composite primary key "
-                f"({', '.join(keys)}); joined and aggregated tables need a single-column key"
-            )
-        return keys[0]
+        return key

@@ -21,6 +21,15 @@ logger = logging.getLogger(__name__)
 KeyColumns = Callable[[TableRef, pgoutput.Relation], Awaitable[tuple[str, ...]]]
 """The columns that address a table's rows, given its latest Relation message."""
 
+TableOf = Callable[[pgoutput.Relation], Awaitable[TableRef]]
+"""The table an index reads that a relation's changes belong to: itself, or the
+partitioned table it is a partition of (a publication without
+`publish_via_partition_root` sends partitions under their own names)."""
+
+
+async def own_table(relation: pgoutput.Relation) -> TableRef:
+    return TableRef(relation.namespace, relation.name)
+
 
 class UnkeyableChangeError(SourceError):
     def __init__(self, table: TableRef) -> None:
@@ -138,12 +147,15 @@ class MessageDispatcher:
         watermark: AckWatermark,
         key_columns: KeyColumns,
         is_read: Callable[[TableRef], bool],
+        table_of: TableOf = own_table,
     ) -> None:
         self._slot = slot
         self._watermark = watermark
         self._key_columns_of = key_columns
         self._is_read = is_read
+        self._table_of = table_of
         self._relations: dict[int, pgoutput.Relation] = {}
+        self._tables: dict[int, TableRef] = {}
         self._keys: dict[int, tuple[str, ...]] = {}
         self._txn: list[ChangeEvent] | None = None
         self._xid: int | None = None  # the open transaction's, from its Begin message
@@ -170,19 +182,27 @@ class MessageDispatcher:
         elif isinstance(message, pgoutput.Relation):
             self._relations[message.oid] = message
             self._keys.pop(message.oid, None)
+            self._tables.pop(message.oid, None)
         elif isinstance(message, pgoutput.Insert | pgoutput.Update | pgoutput.Delete):
             await self._apply_dml(message)
         elif isinstance(message, pgoutput.Truncate):
-            self._warn_truncate(message)
+            await self._warn_truncate(message)
         # Type, Origin, logical messages and unknown tags carry nothing to index.
         return []
 
-    def _warn_truncate(self, message: pgoutput.Truncate) -> None:
+    async def _table(self, relation: pgoutput.Relation) -> TableRef:
+        table = self._tables.get(relation.oid)
+        if table is None:
+            table = await self._table_of(relation)
+            self._tables[relation.oid] = table
+        return table
+
+    async def _warn_truncate(self, message: pgoutput.Truncate) -> None:
         for oid in message.relation_oids:
             relation = self._relations.get(oid)
             if relation is None:
                 continue
-            table = TableRef(relation.namespace, relation.name)
+            table = await self._table(relation)
             if self._is_read(table):
                 logger.warning(
                     "TRUNCATE of %s was not applied: documents built from it may be "
@@ -198,7 +218,7 @@ class MessageDispatcher:
             raise malformed(
                 self._slot, f"change for unknown relation oid {message.relation_oid}"
             )
-        table = TableRef(relation.namespace, relation.name)
+        table = await self._table(relation)
         if not self._is_read(table):
             # No index reads it, so its changes (keyed or not) address nothing; failing
             # on an unkeyable one would stop the stream over an unrelated table.

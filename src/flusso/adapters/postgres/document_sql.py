@@ -62,7 +62,8 @@ def _col(alias: str, column: str) -> str:
 class CatalogFacts:
     """What the catalog says about the tables one index reads (looked up by the adapter).
 
-    `primary_keys`: relation target table → its single primary-key column.
+    `primary_keys`: relation target table → the one column its rows are matched on (its
+    single-column primary key, else the key its join declares); absent when it has none.
     `column_types`: (table, column) → `format_type` name, for every compared column.
     """
 
@@ -168,7 +169,12 @@ class _Generator:
     def pk_of(self, table: str) -> str:
         pk = self.facts.primary_keys.get(table)
         if pk is None:
-            raise SourceError(f"table {self.schema.db_schema}.{table} has no primary key")
+            raise SourceError(
+                f"table {self.schema.db_schema}.{table} has no primary key of one column "
+                "to match its rows on",
+                hint="read the rows through a join, whose primary_key names a unique column, "
+                "or give the table a single-column primary key",
+            )
         return pk
 
     def type_of(self, table: str, column: str) -> str:

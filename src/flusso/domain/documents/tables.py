@@ -61,3 +61,24 @@ def root_keys(deployment: Deployment) -> dict[TableRef, str | None]:
         ref = TableRef(index.schema.db_schema, index.schema.table)
         roots.setdefault(ref, index.schema.primary_key)
     return roots
+
+
+def declared_relation_keys(schema: IndexSchema) -> dict[str, str]:
+    """Related table → the `primary_key` its join declares (the first join naming it wins).
+
+    The adapter matches related rows on the table's single-column primary key and falls
+    back to this one when the table's key is composite or missing.
+    """
+    keys: dict[str, str] = {}
+
+    def walk(fields: Iterable[Field]) -> None:
+        for f in fields:
+            source = f.source
+            if isinstance(source, GroupSource):
+                walk(source.fields)
+            elif isinstance(source, Join):
+                keys.setdefault(source.table, source.primary_key)
+                walk(source.fields)
+
+    walk(schema.fields)
+    return keys
