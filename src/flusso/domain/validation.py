@@ -16,6 +16,7 @@ from typing import Literal
 
 from flusso.domain.config import model
 from flusso.domain.documents.change import TableRef
+from flusso.domain.type_advice import type_mismatch_advice
 from flusso.domain.types import accepts, is_numeric_pg_type
 
 Severity = Literal["error", "warning"]
@@ -38,6 +39,8 @@ class Diagnostic:
     message: str
     # The table or column does not exist at all: `run` cannot work until it does.
     missing: bool = dataclass_field(default=False, compare=False)
+    # What to do about it: a statement to run or a declaration to write ("" when obvious).
+    fix: str = dataclass_field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -255,6 +258,7 @@ def _judge(index: str, check: ColumnCheck, found: ColumnFacts) -> list[Diagnosti
             out.append(Diagnostic(
                 index, check.field, ERROR,
                 f"declared type does not accept the column's database type `{found.pg_type}`",
+                fix=_advice(check, found),
             ))
         if check.warn_nullable and found.nullable:
             out.append(Diagnostic(
@@ -267,6 +271,7 @@ def _judge(index: str, check: ColumnCheck, found: ColumnFacts) -> list[Diagnosti
                 index, check.field, ERROR,
                 "declared aggregate type does not accept the column's database type "
                 f"`{found.pg_type}`",
+                fix=_advice(check, found),
             ))
     elif check.role == "coordinate" and not is_numeric_pg_type(found.pg_type):
         out.append(Diagnostic(
@@ -275,6 +280,11 @@ def _judge(index: str, check: ColumnCheck, found: ColumnFacts) -> list[Diagnosti
             f"found `{found.pg_type}`",
         ))
     return out
+
+
+def _advice(check: ColumnCheck, found: ColumnFacts) -> str:
+    table = f'"{check.table.schema}"."{check.table.name}"'
+    return type_mismatch_advice(table, check.column or "", found.pg_type, is_enum=found.is_enum)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

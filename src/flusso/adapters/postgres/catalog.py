@@ -15,13 +15,37 @@ from flusso.adapters.postgres.connection import driver_hint
 from flusso.adapters.postgres.quoting import qualified
 from flusso.app.ports import SourceError, SourceUnavailableError
 
-_COLUMNS_SQL = (
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, "
-    "a.atttypid::int8, t.typtype = 'e' "
-    "FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-    "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
-    "ORDER BY a.attnum"
+# Per column: its `format_type` (for casts), and the type `check` compares with a field
+# type: a domain is read as its base type and an array by its element, so `positive`
+# (a domain over integer) is an integer and `mood[]` an array of enum values.
+_COLUMNS_SQL = """
+WITH RECURSIVE chain AS (
+  SELECT a.attnum, a.atttypid AS typid, a.atttypmod AS typmod, false AS is_array, 0 AS depth
+  FROM pg_attribute a
+  WHERE a.attrelid = %(rel)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+  UNION ALL
+  SELECT c.attnum,
+         CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.typelem END,
+         CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE c.typmod END,
+         c.is_array OR t.typtype <> 'd',
+         c.depth + 1
+  FROM chain c JOIN pg_type t ON t.oid = c.typid
+  WHERE c.depth < 16
+    AND (t.typtype = 'd' OR (t.typcategory = 'A' AND t.typelem <> 0 AND NOT c.is_array))
+), base AS (
+  SELECT DISTINCT ON (attnum) attnum, typid, typmod, is_array
+  FROM chain ORDER BY attnum, depth DESC
 )
+SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, a.atttypid::int8,
+       bt.typtype = 'e',
+       format_type(b.typid, b.typmod) || CASE WHEN b.is_array THEN '[]' ELSE '' END,
+       a.attgenerated <> ''
+FROM pg_attribute a
+JOIN base b ON b.attnum = a.attnum
+JOIN pg_type bt ON bt.oid = b.typid
+WHERE a.attrelid = %(rel)s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+ORDER BY a.attnum
+"""
 # Key order (the index definition's), which is the order a composite id joins values in.
 _PRIMARY_KEY_SQL = (
     "SELECT a.attname FROM pg_index i "
@@ -34,12 +58,16 @@ _EXISTS_SQL = "SELECT to_regclass(%s) IS NOT NULL"
 
 @dataclass(frozen=True)
 class ColumnInfo:
-    """`sql_type` is the `format_type` name, ready to paste into a cast."""
+    """`sql_type` is the `format_type` name, ready to paste into a cast; `base_type` is what a
+    field type is checked against (a domain's base type, `[]` kept for arrays); `is_enum`
+    holds for enums and arrays of them; `generated` for a generated column."""
 
     sql_type: str
     nullable: bool
     type_oid: int
     is_enum: bool
+    base_type: str = ""
+    generated: bool = False
 
 
 def query_error(exc: psycopg.Error, what: str) -> SourceError:
@@ -73,11 +101,14 @@ async def _table_columns(
         exists = await (await conn.execute(_EXISTS_SQL, (name,))).fetchone()
         if not exists or not exists[0]:
             return None
-        rows = await (await conn.execute(_COLUMNS_SQL, (name,))).fetchall()
+        rows = await (await conn.execute(_COLUMNS_SQL, {"rel": name})).fetchall()
     except psycopg.Error as exc:
         raise query_error(exc, f"reading columns of {db_schema}.{table}") from exc
     return {
-        row[0]: ColumnInfo(sql_type=row[1], nullable=not row[2], type_oid=int(row[3]), is_enum=bool(row[4]))
+        row[0]: ColumnInfo(
+            sql_type=row[1], nullable=not row[2], type_oid=int(row[3]), is_enum=bool(row[4]),
+            base_type=row[5], generated=bool(row[6]),
+        )
         for row in rows
     }
 
@@ -85,11 +116,12 @@ async def _table_columns(
 async def column_facts(
     conn: psycopg.AsyncConnection, db_schema: str, table: str
 ) -> dict[str, tuple[str, bool, bool]] | None:
-    """Column → (format_type, nullable, is_enum) in column order; None when the table is missing."""
+    """Column → (type, nullable, is_enum) in column order, the type as field types are checked
+    against it (a domain's base type); None when the table is missing."""
     columns = await _table_columns(conn, db_schema, table)
     if columns is None:
         return None
-    return {name: (info.sql_type, info.nullable, info.is_enum) for name, info in columns.items()}
+    return {name: (info.base_type, info.nullable, info.is_enum) for name, info in columns.items()}
 
 
 class CatalogCache:
