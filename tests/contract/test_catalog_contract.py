@@ -19,6 +19,7 @@ from flusso.adapters.fakes.catalog import InMemoryCatalog, InMemoryPublication, 
 from flusso.adapters.postgres.check_catalog import open_postgres_catalog
 from flusso.app.ports import Catalog
 from flusso.domain.documents.change import TableRef
+from flusso.domain.source_check import SourceNeeds, TableNeed, diagnose_source
 from flusso.domain.validation import ColumnFacts
 
 Column = tuple[str, str, bool]
@@ -141,3 +142,20 @@ async def test_a_table_without_a_key_is_never_published_by_flusso(leg: Leg):
         "table public.notes has no primary key or replica identity; publishing it would "
         "make UPDATE and DELETE on it fail (add a primary key or set REPLICA IDENTITY)",
     )
+
+
+async def test_source_facts_of_a_keyed_table_raise_no_finding_and_a_keyless_one_does(leg: Leg):
+    await leg.create_table(USERS, USER_COLUMNS, True)
+    await leg.create_table(NOTES, [("body", "text", True)], False)
+    needs = SourceNeeds((
+        TableNeed(NOTES, frozenset({"body"}), declared_key="body", is_root=True, indexes=("n",)),
+        TableNeed(USERS, frozenset({"id", "email"}), is_root=True, indexes=("u",)),
+        TableNeed(TableRef("public", "nope"), frozenset({"x"})),
+    ), slot=unique_name("slot"))
+    facts = await leg.catalog.source_facts(needs)
+    assert facts.role.name == leg.role
+    assert facts.tables[TableRef("public", "nope")].exists is False
+    assert facts.tables[USERS].primary_key == ("id",)
+    assert [(d.field, d.fix) for d in diagnose_source(needs, facts)] == [
+        ("public.notes", 'ALTER TABLE "public"."notes" REPLICA IDENTITY FULL;'),
+    ]

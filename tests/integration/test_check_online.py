@@ -158,7 +158,7 @@ def test_without_a_publication_check_passes_and_offers_create_publication(runner
     assert coverage == {
         "satisfied": False, "manageable": True, "will_manage": True, "present": [],
         "missing": [f"public.{t}" for t in EXAMPLE_TABLES], "blockers": [],
-        "remediation": [create],
+        "remediation": [create], "exists": False, "missing_actions": [], "via_root_fix": None,
     }
 
     execute(store_url, 'CREATE PUBLICATION "flusso" FOR TABLE "public"."users", "public"."tags"')
@@ -177,16 +177,24 @@ def test_without_a_publication_check_passes_and_offers_create_publication(runner
 
 
 def test_the_publication_name_and_management_flag_shape_the_report(runner, store_url, tmp_path):
+    """A publication `run` would not make itself fails the check, with the statement to run."""
     config = people_config(tmp_path, "version: 1\ntable: tags\nprimary_key: id\nfields: []\n")
     publication = unique_name("pub")
     result = check(runner, store_url, "-c", config, "--publication", publication,
                    "--manage-publication", "false")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "automatic management is disabled (manage_publication = false)" in result.stdout
-    assert f'CREATE PUBLICATION "{publication}" FOR TABLE "public"."tags";' in result.stdout
+    create = f'CREATE PUBLICATION "{publication}" FOR TABLE "public"."tags";'
+    assert f"[error] source.publication {publication}  publication {publication} does not " \
+        "exist; flusso does not manage publications (manage_publication = false)" in result.stdout
+    assert f"fix: {create}" in result.stdout
     document = json.loads(check(runner, store_url, "-c", config, "--publication", publication,
                                 "--manage-publication", "false", "--format", "json").stdout)
     assert document["coverage"]["will_manage"] is False
+    execute(store_url, create)
+    result = check(runner, store_url, "-c", config, "--publication", publication,
+                   "--manage-publication", "false")
+    assert result.exit_code == 0, result.output
 
 
 # -- disagreements -------------------------------------------------------------------
@@ -197,11 +205,12 @@ def test_a_disagreeing_schema_fails_after_printing_every_diagnostic(runner, peop
     result = check(runner, people_url, "-c", config)
     assert result.exit_code == 1
     lines = [line.strip() for line in result.stdout.splitlines()]
-    assert lines[lines.index("Database validation") + 2:][:6] == [
+    assert lines[lines.index("Database validation") + 2:][:7] == [
         "[error] people.filters  `filters` references unknown column `public.people.kind`",
         "[warning] people.name  declared non-null (`required`) but the database column "
         "allows null",
         "[error] people.age  declared type does not accept the column's database type `text`",
+        "fix: declare one of `keyword`, `text`, `identifier`, `enum`",
         "[error] people.nickname  references unknown column `public.people.nickname`",
         "[error] people.spot  geo_point coordinate column `lon` must be numeric, found `text`",
         "[error] people.pets  references unknown table `public.pets` (no such table in the "
@@ -243,25 +252,35 @@ def test_a_nullable_warning_does_not_fail_and_enum_accepts_a_postgres_enum(
     assert result.stderr == ""
 
 
-def test_a_role_that_may_not_publish_sees_blockers(runner, people_url, tmp_path):
+def test_a_role_that_may_not_publish_fails_with_the_blockers_and_the_statement(
+    runner, people_url, tmp_path
+):
     role = unique_name("checker")
-    execute(people_url, f'CREATE ROLE "{role}" LOGIN REPLICATION')
+    execute(people_url, f'CREATE ROLE "{role}" LOGIN REPLICATION; '
+                        f'GRANT SELECT ON "public"."people" TO "{role}"')
     try:
         url = people_url.replace("postgresql://postgres@", f"postgresql://{role}@")
         config = people_config(tmp_path, MATCHING)
         result = check(runner, url, "-c", config, "--format", "json")
-        assert result.exit_code == 0, result.output
-        coverage = json.loads(result.stdout)["coverage"]
+        assert result.exit_code == 1, result.output
+        document = json.loads(result.stdout)
+        coverage = document["coverage"]
         assert coverage["manageable"] is False
         assert coverage["blockers"] == [
             "role does not own table public.people",
             "role lacks the CREATE privilege on the database",
         ]
+        create = 'CREATE PUBLICATION "flusso" FOR TABLE "public"."people";'
+        assert [(d["field"], d["fix"]) for d in document["diagnostics"]
+                if d["severity"] == "error"] == [("publication flusso", create)]
         human = check(runner, url, "-c", config).stdout
         assert "flusso will not add these automatically" in human
-        assert 'CREATE PUBLICATION "flusso" FOR TABLE "public"."people";' in human
+        assert f"fix: {create}" in human
+        execute(people_url, create)
+        assert check(runner, url, "-c", config).exit_code == 0
     finally:
-        execute(people_url, f'DROP ROLE "{role}"')
+        execute(people_url, f'DROP PUBLICATION IF EXISTS "flusso"; DROP OWNED BY "{role}"; '
+                            f'DROP ROLE "{role}"')
 
 
 def test_a_role_that_may_not_stream_fails_the_check_with_the_grant_to_run(

@@ -257,10 +257,12 @@ def test_run_on_a_replica_wal_level_says_how_to_enable_logical_replication(
 ):
     stderr = failed_cleanly(flusso(*run_args(project, unique_name("s")), cwd=project,
                                    env={"DATABASE_URL": replica_server.url}))
-    assert error_lines(stderr)[0] == "Error: sync engine stopped"
-    assert "logical decoding requires wal_level >= logical" in stderr
-    assert "hint: logical replication needs wal_level = logical" in stderr
-    assert "ALTER SYSTEM SET wal_level = logical" in stderr
+    # Refused before any slot is made, with what to run.
+    assert error_lines(stderr)[0] == (
+        "Error: the source database is not ready: wal_level: the server runs with wal_level = "
+        "replica; logical replication needs wal_level = logical"
+    )
+    assert "hint: run ALTER SYSTEM SET wal_level = logical;" in stderr
     assert "restart Postgres" in stderr
 
 
@@ -273,8 +275,9 @@ def test_run_as_a_role_without_replication_says_to_grant_it(project, books_db):
     slot = unique_name("s")
     stderr = failed_cleanly(flusso(*run_args(project, slot), cwd=project,
                                    env={"DATABASE_URL": url}))
-    assert "must be superuser or replication role" in stderr
-    assert "hint: the role needs the REPLICATION attribute: ALTER ROLE <user> WITH REPLICATION" in stderr
+    assert (f"Error: the source database is not ready: role: role {role} may not stream "
+            "changes (no REPLICATION right)") in stderr
+    assert f'hint: run ALTER ROLE "{role}" REPLICATION;' in stderr
     assert slot not in slots(books_db)
 
 

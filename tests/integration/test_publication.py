@@ -16,6 +16,7 @@ from flusso.adapters.postgres.publication import (
     inspect_publication,
     plan_publication_sql,
 )
+from flusso.app.ports import SourceError
 from flusso.domain.config.model import (
     Deployment,
     SourceConfig,
@@ -102,9 +103,37 @@ async def test_an_existing_publication_is_extended_with_the_missing_tables(fixtu
     assert (await inspect(fixture_db, publication, tables)).satisfied
 
 
-async def test_disabled_management_warns_with_the_sql_and_changes_nothing(fixture_db, caplog):
+async def test_disabled_management_refuses_a_missing_publication_before_the_slot(fixture_db):
+    """A slot decoding a publication that does not exist fails on its first change and on
+    every start after, so the run stops before making one, naming the statement to run."""
+    publication, slot = unique_name("pub"), unique_name("slot")
+    deployment = Deployment(source=SourceConfig(manage_publication=False),
+                            indexes=fixture_deployment().indexes)
+    capture = PostgresChangeCapture(fixture_db, deployment, slot=slot, publication=publication)
+    try:
+        with pytest.raises(SourceError) as raised:
+            await capture.prepare()
+    finally:
+        await capture.close()
+    assert str(raised.value) == (
+        f'publication "{publication}" does not exist and flusso will not create it '
+        "(automatic publication management is disabled)"
+    )
+    assert f'CREATE PUBLICATION "{publication}" FOR TABLE "public"."order_items"' in (
+        raised.value.hint or ""
+    )
+    assert scalar(fixture_db, "SELECT count(*) FROM pg_publication WHERE pubname = %s",
+                  (publication,)) == 0
+    assert scalar(fixture_db, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
+                  (slot,)) == 0
+
+
+async def test_disabled_management_warns_about_an_incomplete_publication_and_changes_nothing(
+    fixture_db, caplog
+):
     caplog.set_level(logging.WARNING)
     publication = unique_name("pub")
+    run(fixture_db, f'CREATE PUBLICATION "{publication}" FOR TABLE users')
     deployment = Deployment(source=SourceConfig(manage_publication=False),
                             indexes=fixture_deployment().indexes)
     capture = PostgresChangeCapture(fixture_db, deployment, slot=unique_name("slot"),
@@ -115,9 +144,9 @@ async def test_disabled_management_warns_with_the_sql_and_changes_nothing(fixtur
         await capture.close()
     (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert "automatic publication management is disabled" in warning
-    assert f'CREATE PUBLICATION "{publication}" FOR TABLE "public"."order_items"' in warning
-    assert scalar(fixture_db, "SELECT count(*) FROM pg_publication WHERE pubname = %s",
-                  (publication,)) == 0
+    assert f'ALTER PUBLICATION "{publication}" ADD TABLE "public"."order_items"' in warning
+    assert scalar(fixture_db, "SELECT count(*) FROM pg_publication_tables WHERE pubname = %s",
+                  (publication,)) == 1
 
 
 async def test_a_role_owning_nothing_gets_blockers_and_the_run_continues(fixture_db, caplog):
@@ -174,7 +203,7 @@ async def test_for_all_tables_publications_count_as_covering(fixture_db):
     report = await inspect(fixture_db, publication, [TAGS, USERS], manage=False)
     assert report.satisfied and report.present == (TAGS, USERS)
     assert report.to_json() == {
-        "satisfied": True, "manageable": True, "will_manage": False,
-        "present": ["public.tags", "public.users"], "missing": [], "blockers": [],
-        "remediation": [],
+        "satisfied": True, "manageable": True, "will_manage": False, "exists": True,
+        "present": ["public.tags", "public.users"], "missing": [], "missing_actions": [],
+        "blockers": [], "remediation": [], "via_root_fix": None,
     }

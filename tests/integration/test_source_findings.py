@@ -20,6 +20,7 @@ pytestmark = pytest.mark.asyncio
 SHOP_SQL = """
 CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL, secret text);
 CREATE TABLE orders (id int PRIMARY KEY, customer_id int NOT NULL, total numeric NOT NULL);
+ALTER TABLE orders REPLICA IDENTITY FULL;
 INSERT INTO customers VALUES (1, 'a@x.io', 's');
 INSERT INTO orders VALUES (10, 1, 5);
 """
@@ -214,3 +215,26 @@ async def test_a_physical_slot_under_the_name_is_found_before_run_trips_on_it(pg
     await sql(pg_url, found[0].fix.split("  --")[0])
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         assert diagnose_source(needs, await read_source_facts(conn, needs)) == []
+
+
+async def test_children_whose_old_parent_the_wal_cannot_name_get_a_warning_per_partition(pg_url):
+    await sql(pg_url, """
+        CREATE TABLE customers (id int PRIMARY KEY, email text NOT NULL);
+        CREATE TABLE orders (id int, customer_id int NOT NULL, total numeric NOT NULL,
+                             PRIMARY KEY (id)) PARTITION BY RANGE (id);
+        CREATE TABLE orders_a PARTITION OF orders FOR VALUES FROM (0) TO (100);
+        CREATE TABLE orders_b PARTITION OF orders FOR VALUES FROM (100) TO (200);
+        ALTER TABLE orders_a REPLICA IDENTITY FULL;
+    """)
+    needs = plan_source_needs(one_index("customers", CUSTOMERS))
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        found = diagnose_source(needs, await read_source_facts(conn, needs))
+    assert [(d.severity, d.field, d.message, d.fix) for d in found] == [(
+        "warning", "public.orders",
+        "deleting a row of public.orders, or changing its customer_id, leaves the old parent's "
+        "document stale until it changes again: the WAL does not carry the old customer_id",
+        'ALTER TABLE "public"."orders_b" REPLICA IDENTITY FULL;  -- and on each partition made '
+        "later",
+    )]
+    await sql(pg_url, found[0].fix.split("  --")[0])
+    assert await findings(pg_url) == []

@@ -244,6 +244,7 @@ class _Diagnostic:
     field: str
     severity: str
     message: str
+    fix: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,9 @@ class _Coverage:
     missing: tuple[str, ...]
     blockers: tuple[str, ...]
     remediation: tuple[str, ...]
+    exists: bool = True
+    missing_actions: tuple[str, ...] = ()
+    via_root_fix: str | None = None
 
 
 _GAP = _Coverage(
@@ -290,11 +294,27 @@ def test_the_online_json_carries_diagnostics_and_coverage():
         diagnostics=[_Diagnostic("users", "email", "warning", "allows null")], coverage=_GAP,
     )
     assert document["diagnostics"] == [
-        {"index": "users", "field": "email", "severity": "warning", "message": "allows null"},
+        {"index": "users", "field": "email", "severity": "warning", "message": "allows null",
+         "fix": None},
     ]
     assert document["coverage"] == {
         "satisfied": False, "manageable": False, "will_manage": True,
         "present": ["public.users"], "missing": ["public.tags"],
         "blockers": ["role does not own table public.tags"],
         "remediation": ['ALTER PUBLICATION "flusso" ADD TABLE "public"."tags";'],
+        "exists": True, "missing_actions": [], "via_root_fix": None,
     }
+
+
+def test_a_finding_shows_its_fix_on_the_next_line():
+    deployment = _deployment()
+    diagnostics = [_Diagnostic("source", "role", "error", "role r may not stream changes",
+                               fix='ALTER ROLE "r" REPLICATION;')]
+    text = render_human(deployment, _mappings(deployment), config_path="flusso.toml",
+                        diagnostics=diagnostics, coverage=_GAP)
+    lines = text.splitlines()
+    at = lines.index("  [error] source.role  role r may not stream changes")
+    assert lines[at + 1] == '      fix: ALTER ROLE "r" REPLICATION;'
+    assert _json(diagnostics=diagnostics, coverage=_GAP)["diagnostics"][0]["fix"] == (
+        'ALTER ROLE "r" REPLICATION;'
+    )

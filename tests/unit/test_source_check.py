@@ -7,6 +7,7 @@ import pytest
 from flusso.domain.config.config_file import parse_config
 from flusso.domain.documents.change import TableRef
 from flusso.domain.source_check import (
+    IdentityFacts,
     RoleFacts,
     ServerSettings,
     SourceFacts,
@@ -136,11 +137,11 @@ fields:
     deployment = parse_config(toml, path="flusso.toml", read_schema=lambda _: schema)
     needs = plan_source_needs(deployment, slot="s1")
     assert needs.slot == "s1"
-    assert [(n.table.name, sorted(n.columns), n.whole_row, n.is_root, n.declared_key, n.indexes)
-            for n in needs.tables] == [
-        ("orders", ["id", "total", "user_id"], True, False, None, ("users",)),
-        ("orgs", ["id", "name"], False, False, None, ("users",)),
-        ("users", ["id", "org_id"], False, True, "id", ("users",)),
+    assert [(n.table.name, sorted(n.columns), n.whole_row, n.is_root, n.declared_key, n.indexes,
+             sorted(n.parent_columns)) for n in needs.tables] == [
+        ("orders", ["id", "total", "user_id"], True, False, None, ("users",), ["user_id"]),
+        ("orgs", ["id", "name"], False, False, None, ("users",), []),
+        ("users", ["id", "org_id"], False, True, "id", ("users",), []),
     ]
 
 
@@ -149,7 +150,9 @@ def test_a_superuser_is_not_asked_for_grants():
                      indexes=("t",))
     facts = SourceFacts(
         RoleFacts("root", superuser=True), READY,
-        {need.table: TableSourceFacts(select=False, unreadable_columns=("a",), primary_key=("a",),
-                                      identity_columns=("a",))},
+        {need.table: TableSourceFacts(
+            select=False, unreadable_columns=("a",), primary_key=("a",),
+            identities=(IdentityFacts(need.table, "d", ("a",), ("a",)),),
+        )},
     )
     assert diagnose_source(SourceNeeds((need,)), facts) == []

@@ -15,14 +15,19 @@ from flusso.domain.documents.change import TableRef
 ReplicaIdentity = Literal["d", "n", "f", "i"]
 """`pg_class.relreplident`: default (primary key), nothing, full, index."""
 
+ACTIONS = ("insert", "update", "delete", "truncate")
+"""What the publication must publish: every change flusso follows, truncates included."""
+
 
 @dataclass(frozen=True)
 class Coverage:
     """How far the publication covers the tables the enabled indexes read.
 
-    `present` and `missing` are sorted; `blockers` say why flusso may not add the
-    missing tables itself (empty when it may); `remediation` is the SQL an operator
-    runs to add them (empty when nothing is missing).
+    `present` and `missing` are sorted; `missing_actions` are the ones of `ACTIONS` it
+    does not publish; `blockers` say why flusso may not close the gap itself (empty when
+    it may); `remediation` is the SQL an operator runs to close it (empty when nothing is
+    missing). `via_root_fix` is the statement that makes partitions' changes carry their
+    partitioned table's name: advice, since flusso maps partitions itself.
     """
 
     satisfied: bool
@@ -32,6 +37,10 @@ class Coverage:
     missing: tuple[TableRef, ...]
     blockers: tuple[str, ...]
     remediation: tuple[str, ...]
+    exists: bool = True
+    missing_actions: tuple[str, ...] = ()
+    partitioned: tuple[TableRef, ...] = ()
+    via_root_fix: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -42,6 +51,9 @@ class Coverage:
             "missing": [str(t) for t in self.missing],
             "blockers": list(self.blockers),
             "remediation": list(self.remediation),
+            "exists": self.exists,
+            "missing_actions": list(self.missing_actions),
+            "via_root_fix": self.via_root_fix,
         }
 
 
@@ -81,6 +93,9 @@ class PublicationFacts:
     superuser: bool
     can_create: bool
     standings: Mapping[TableRef, TableStanding | None]
+    actions: Collection[str] = ACTIONS  # those of ACTIONS it publishes
+    via_root: bool = True  # publish_via_partition_root
+    partitioned: Collection[TableRef] = ()  # the required tables that are partitioned
 
 
 def missing_tables(required: Collection[TableRef], published: Collection[TableRef]) -> list[TableRef]:
@@ -91,11 +106,19 @@ def missing_tables(required: Collection[TableRef], published: Collection[TableRe
 def plan_coverage(
     publication: str, required: Collection[TableRef], manage: bool, facts: PublicationFacts
 ) -> Coverage:
-    """The coverage verdict: what is missing, and whether flusso may add it."""
+    """The coverage verdict: what is missing, and whether flusso may add it.
+
+    A publication that does not exist is never satisfied, even for no tables: a slot
+    streaming it would fail on its first change.
+    """
     ordered = sorted(set(required))
     present = tuple(t for t in ordered if t in set(facts.published))
     missing = tuple(missing_tables(ordered, facts.published))
-    satisfied = not missing
+    missing_actions = (
+        tuple(a for a in ACTIONS if a not in set(facts.actions)) if facts.exists else ()
+    )
+    partitioned = tuple(t for t in ordered if t in set(facts.partitioned))
+    satisfied = facts.exists and not missing and not missing_actions
     ownership: list[str] = []
     keyless: list[str] = []
     owns_all_missing = True
@@ -129,6 +152,13 @@ def plan_coverage(
     # application's UPDATE and DELETE on it would start failing.
     if keyless:
         manageable = False
+    remediation: list[str] = []
+    if not facts.exists or missing:
+        remediation.append(
+            plan_publication_sql(facts.exists, publication, missing, via_root=bool(partitioned))
+        )
+    if missing_actions:
+        remediation.append(plan_actions_sql(publication))
     return Coverage(
         satisfied=satisfied,
         manageable=manageable,
@@ -136,22 +166,42 @@ def plan_coverage(
         present=present,
         missing=missing,
         blockers=tuple(ownership + keyless),
-        remediation=()
-        if satisfied
-        else (plan_publication_sql(facts.exists, publication, missing),),
+        remediation=tuple(remediation),
+        exists=facts.exists,
+        missing_actions=missing_actions,
+        partitioned=partitioned,
+        via_root_fix=(
+            plan_via_root_sql(publication) if facts.exists and partitioned and not facts.via_root
+            else None
+        ),
     )
 
 
-def plan_publication_sql(exists: bool, publication: str, tables: Sequence[TableRef]) -> str:
+def plan_publication_sql(
+    exists: bool, publication: str, tables: Sequence[TableRef], *, via_root: bool = False
+) -> str:
     """`CREATE PUBLICATION … FOR TABLE …;` or `ALTER PUBLICATION … ADD TABLE …;` in sorted order.
 
+    A new publication publishes partitions through their partitioned table (`via_root`)
+    when the indexes read one, so their changes carry the name the schemas use.
     Identifiers are double-quoted as Postgres reads them; generated SQL that flusso runs
     itself quotes through `adapters/postgres/quoting.py` (the domain cannot import it).
     """
     listed = ", ".join(f"{_ident(t.schema)}.{_ident(t.name)}" for t in sorted(tables))
     if exists:
         return f"ALTER PUBLICATION {_ident(publication)} ADD TABLE {listed};"
-    return f"CREATE PUBLICATION {_ident(publication)} FOR TABLE {listed};"
+    target = f" FOR TABLE {listed}" if listed else ""
+    options = " WITH (publish_via_partition_root = true)" if via_root else ""
+    return f"CREATE PUBLICATION {_ident(publication)}{target}{options};"
+
+
+def plan_actions_sql(publication: str) -> str:
+    """The statement that makes the publication publish every one of `ACTIONS`."""
+    return f"ALTER PUBLICATION {_ident(publication)} SET (publish = '{', '.join(ACTIONS)}');"
+
+
+def plan_via_root_sql(publication: str) -> str:
+    return f"ALTER PUBLICATION {_ident(publication)} SET (publish_via_partition_root = true);"
 
 
 def _ident(name: str) -> str:

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from flusso.domain.config.model import (
+    Aggregate,
     Deployment,
     Field,
+    ForeignKey,
     GroupSource,
     HasMany,
+    HasOne,
     IndexSchema,
     Join,
     ManyToMany,
+    Through,
 )
 from flusso.domain.documents.change import TableRef
 from flusso.domain.validation import ERROR, Diagnostic, plan_column_checks
@@ -51,6 +55,7 @@ class TableNeed:
     is_root: bool = False
     declared_key: str | None = None
     indexes: tuple[str, ...] = ()
+    parent_columns: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,27 @@ def _to_many_targets(fields: Iterable[Field], schema: str, out: set[TableRef]) -
             _to_many_targets(source.fields, schema, out)
 
 
+def _parent_columns(fields: Iterable[Field], schema: str, out: dict[TableRef, set[str]]) -> None:
+    for f in fields:
+        source = f.source
+        if isinstance(source, GroupSource):
+            _parent_columns(source.fields, schema, out)
+        elif isinstance(source, Join):
+            kind = source.kind
+            if isinstance(kind, HasOne | HasMany):
+                out.setdefault(TableRef(schema, source.table), set()).add(kind.foreign_key)
+            elif isinstance(kind, ManyToMany):
+                through = kind.through
+                out.setdefault(TableRef(schema, through.table), set()).add(through.left_key)
+            _parent_columns(source.fields, schema, out)
+        elif isinstance(source, Aggregate):
+            key = source.key
+            if isinstance(key, ForeignKey):
+                out.setdefault(TableRef(schema, source.table), set()).add(key.column)
+            elif isinstance(key, Through):
+                out.setdefault(TableRef(schema, key.table), set()).add(key.left_key)
+
+
 def _schema_tables(schema: IndexSchema) -> dict[TableRef, set[str]]:
     columns: dict[TableRef, set[str]] = {}
     for check in plan_column_checks(schema):
@@ -85,6 +111,7 @@ def plan_source_needs(deployment: Deployment, *, slot: str = "flusso") -> Source
     whole: set[TableRef] = set()
     roots: dict[TableRef, str | None] = {}
     users: dict[TableRef, list[str]] = {}
+    parents: dict[TableRef, set[str]] = {}
     for index in sorted(deployment.enabled_indexes(), key=lambda i: i.name):
         schema = index.schema
         root = TableRef(schema.db_schema, schema.table)
@@ -95,6 +122,7 @@ def plan_source_needs(deployment: Deployment, *, slot: str = "flusso") -> Source
             if index.name not in users[table]:
                 users[table].append(index.name)
         _to_many_targets(schema.fields, schema.db_schema, whole)
+        _parent_columns(schema.fields, schema.db_schema, parents)
     return SourceNeeds(
         tables=tuple(
             TableNeed(
@@ -104,6 +132,7 @@ def plan_source_needs(deployment: Deployment, *, slot: str = "flusso") -> Source
                 is_root=table in roots,
                 declared_key=roots.get(table),
                 indexes=tuple(users[table]),
+                parent_columns=frozenset(parents.get(table, ())),
             )
             for table in sorted(columns)
         ),
@@ -144,12 +173,40 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
+class IdentityFacts:
+    """The replica identity of one table, or of one partition of a partitioned table (each
+    partition has its own).
+
+    `carried` are the columns a deleted row's WAL record carries: the primary key under
+    the default identity, the index's columns under USING INDEX, every column under FULL.
+    `candidates` are the unique, not-null indexes USING INDEX accepts (name, columns).
+    """
+
+    table: TableRef
+    identity: ReplicaIdentity = "d"
+    carried: tuple[str, ...] = ()
+    primary_key: tuple[str, ...] = ()
+    candidates: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @property
+    def addressable(self) -> bool:
+        """Whether UPDATE and DELETE may run once the table is published."""
+        return (
+            self.identity == "f"
+            or (self.identity == "i" and bool(self.carried))
+            or (self.identity == "d" and bool(self.primary_key))
+        )
+
+    def carries(self, columns: Iterable[str]) -> bool:
+        return self.identity == "f" or set(columns) <= set(self.carried)
+
+
+@dataclass(frozen=True)
 class TableSourceFacts:
     """What the catalog says about one needed table (`exists` False: nothing else is read).
 
-    `identity_columns` are the columns a deleted row's WAL record carries: the primary key
-    under the default identity, the index's columns under USING INDEX, every column under
-    FULL. For a partitioned table the facts describe its weakest partition (`weak_partition`).
+    `identities` holds the table's own replica identity, or each partition's for a
+    partitioned table.
     """
 
     exists: bool = True
@@ -157,12 +214,10 @@ class TableSourceFacts:
     select: bool = True
     unreadable_columns: tuple[str, ...] = ()
     primary_key: tuple[str, ...] = ()
-    identity: ReplicaIdentity = "d"
-    identity_columns: tuple[str, ...] = ()
     unique_not_null: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (index name, columns)
     generated: frozenset[str] = frozenset()
     partitioned: bool = False
-    weak_partition: TableRef | None = None
+    identities: tuple[IdentityFacts, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -336,21 +391,22 @@ def _privileges(need: TableNeed, facts: TableSourceFacts, role: str) -> list[Dia
     )]
 
 
-def _identity_fix(table: TableRef, facts: TableSourceFacts, wanted: Sequence[str] = ()) -> str:
-    """USING INDEX on a unique not-null index (covering `wanted`), else FULL."""
-    target = facts.weak_partition or table
-    for name, columns in facts.unique_not_null:
-        if set(wanted) <= set(columns):
+def _identity_fix(facts: IdentityFacts, wanted: Sequence[str] = ()) -> str:
+    """USING INDEX on a unique not-null index covering `wanted`, else FULL."""
+    for name, columns in facts.candidates:
+        if wanted and set(wanted) <= set(columns):
             return (
-                f"ALTER TABLE {table_sql(target)} REPLICA IDENTITY USING INDEX {ident(name)};"
+                f"ALTER TABLE {table_sql(facts.table)} REPLICA IDENTITY USING INDEX {ident(name)};"
             )
-    return f"ALTER TABLE {table_sql(target)} REPLICA IDENTITY FULL;"
+    if not wanted and facts.candidates:
+        name = facts.candidates[0][0]
+        return f"ALTER TABLE {table_sql(facts.table)} REPLICA IDENTITY USING INDEX {ident(name)};"
+    return f"ALTER TABLE {table_sql(facts.table)} REPLICA IDENTITY FULL;"
 
 
 def _keys(need: TableNeed, facts: TableSourceFacts) -> list[Diagnostic]:
     table = need.table
     out: list[Diagnostic] = []
-    where = str(facts.weak_partition or table)
     if need.is_root and need.declared_key is None and not facts.primary_key:
         candidates = [columns for _, columns in facts.unique_not_null if len(columns) == 1]
         suggestion = (
@@ -366,29 +422,42 @@ def _keys(need: TableNeed, facts: TableSourceFacts) -> list[Diagnostic]:
             "none, so its rows cannot be addressed as documents",
             suggestion,
         ))
-    addressable = (
-        facts.identity == "f"
-        or (facts.identity == "i" and bool(facts.identity_columns))
-        or (facts.identity == "d" and bool(facts.primary_key))
-    )
-    if not addressable:
-        out.append(_finding(
-            where,
-            f"table {where} has no primary key or replica identity: once published, its "
-            "UPDATE and DELETE statements fail and deletes cannot be followed",
-            _identity_fix(table, facts),
-        ))
-    elif need.is_root:
-        key = (need.declared_key,) if need.declared_key else facts.primary_key
-        carried = set(facts.identity_columns) if facts.identity != "f" else None
-        if carried is not None and key and not set(key) <= carried:
+    key = (need.declared_key,) if need.declared_key else facts.primary_key
+    unparented: list[IdentityFacts] = []
+    for identity in facts.identities:
+        where = str(identity.table)
+        if not identity.addressable:
             out.append(_finding(
                 where,
-                f"a deleted row of {where} carries only ({', '.join(facts.identity_columns)}) "
+                f"table {where} has no primary key or replica identity: once published, its "
+                "UPDATE and DELETE statements fail and deletes cannot be followed",
+                _identity_fix(identity),
+            ))
+            continue
+        if need.is_root and key and not identity.carries(key):
+            out.append(_finding(
+                where,
+                f"a deleted row of {where} carries only ({', '.join(identity.carried)}) "
                 f"in the WAL, but its documents are keyed by {', '.join(key)}: deletes "
                 "could not be followed",
-                _identity_fix(table, facts, key),
+                _identity_fix(identity, key),
             ))
+        if need.parent_columns and not identity.carries(need.parent_columns):
+            unparented.append(identity)
+    if unparented:
+        columns = ", ".join(sorted(need.parent_columns))
+        out.append(_finding(
+            str(table),
+            f"deleting a row of {table}, or changing its {columns}, leaves the old parent's "
+            "document stale until it changes again: the WAL does not carry the old "
+            f"{columns}",
+            " ".join(
+                f"ALTER TABLE {table_sql(identity.table)} REPLICA IDENTITY FULL;"
+                for identity in unparented
+            ) + ("  -- and on each partition made later" if facts.partitioned else ""),
+            severity="warning",
+        ))
+    if need.is_root:
         generated = sorted(set(key) & facts.generated)
         if generated:
             out.append(_finding(
@@ -421,6 +490,61 @@ def diagnose_source(needs: SourceNeeds, facts: SourceFacts) -> list[Diagnostic]:
     """Every finding about the server, the role and the needed tables."""
     replication = diagnose_replication(facts.server, facts.role, needs.slot)
     return replication + diagnose_tables(needs, facts)
+
+
+class PublicationView(Protocol):
+    """The publication's coverage as the catalog adapter reports it."""
+
+    @property
+    def satisfied(self) -> bool: ...
+    @property
+    def manageable(self) -> bool: ...
+    @property
+    def exists(self) -> bool: ...
+    @property
+    def missing(self) -> Sequence[TableRef]: ...
+    @property
+    def missing_actions(self) -> Sequence[str]: ...
+    @property
+    def blockers(self) -> Sequence[str]: ...
+    @property
+    def remediation(self) -> Sequence[str]: ...
+    @property
+    def via_root_fix(self) -> str | None: ...
+
+
+def diagnose_publication(
+    coverage: PublicationView, publication: str, manage: bool
+) -> list[Diagnostic]:
+    """A gap `run` will not close itself is an error carrying the statements for its owner;
+    partitions published under their own names are a warning (flusso maps them)."""
+    out: list[Diagnostic] = []
+    where = f"publication {publication}"
+    if not coverage.satisfied and not (manage and coverage.manageable):
+        if not coverage.exists:
+            gap = f"publication {publication} does not exist"
+        else:
+            parts = []
+            if coverage.missing:
+                parts.append(", ".join(str(t) for t in coverage.missing))
+            if coverage.missing_actions:
+                parts.append(f"the {', '.join(coverage.missing_actions)} action(s)")
+            gap = f"publication {publication} does not publish {' and '.join(parts)}"
+        reason = (
+            "flusso does not manage publications (manage_publication = false)"
+            if not manage
+            else "flusso may not change it: " + "; ".join(coverage.blockers)
+        )
+        out.append(_finding(where, f"{gap}; {reason}", " ".join(coverage.remediation)))
+    if coverage.via_root_fix is not None:
+        out.append(_finding(
+            where,
+            f"publication {publication} publishes partitions under their own names "
+            "(publish_via_partition_root is off); flusso maps them to their partitioned table",
+            coverage.via_root_fix,
+            severity="warning",
+        ))
+    return out
 
 
 def is_blocking(diagnostic: Diagnostic) -> bool:

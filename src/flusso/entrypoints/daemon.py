@@ -166,7 +166,7 @@ class Daemon:
     async def preflight(self) -> None:
         """Reach Postgres and confirm every table and column the schemas name exists."""
         async with open_postgres_catalog(source_url(self.deployment, self.env)) as catalog:
-            await require_referenced_objects(self.deployment, catalog)
+            await require_referenced_objects(self.deployment, catalog, slot=self.settings.slot)
 
     async def _is_busy(self, index: str) -> bool:
         coordinator = self._coordinator

@@ -18,12 +18,21 @@ from flusso.domain.publication import (
     missing_tables,
     plan_coverage,
 )
+from flusso.domain.source_check import (
+    IdentityFacts,
+    RoleFacts,
+    ServerSettings,
+    SourceFacts,
+    SourceNeeds,
+    TableSourceFacts,
+)
 from flusso.domain.validation import ColumnFacts, ServerFacts
 
 
 @dataclass(frozen=True)
 class InMemoryTable:
-    """One table: its columns in declaration order and what makes its rows addressable."""
+    """One table: its columns in declaration order and what makes its rows addressable
+    (`primary_key`: the first column is the key)."""
 
     columns: Mapping[str, ColumnFacts]
     primary_key: bool = True
@@ -66,6 +75,33 @@ class InMemoryCatalog:
 
     async def server_facts(self) -> ServerFacts:
         return self.server
+
+    async def source_facts(self, needs: SourceNeeds) -> SourceFacts:
+        """The role is the server's; every table is readable and its identity as declared."""
+        tables: dict[TableRef, TableSourceFacts] = {}
+        for need in needs.tables:
+            found = self.tables.get(need.table)
+            if found is None:
+                tables[need.table] = TableSourceFacts(exists=False)
+                continue
+            names = tuple(found.columns)
+            key = names[:1] if found.primary_key else ()
+            carried = {"d": key, "f": names, "i": key if found.identity_index else ()}.get(
+                found.identity, ()
+            )
+            tables[need.table] = TableSourceFacts(
+                primary_key=key,
+                identities=(IdentityFacts(need.table, found.identity, carried, key),),
+            )
+        return SourceFacts(
+            role=RoleFacts(
+                self.server.role, superuser=self.superuser, replication=self.server.can_replicate
+            ),
+            server=ServerSettings(
+                version_num=self.server.version_num, wal_level=self.server.wal_level,
+            ),
+            tables=tables,
+        )
 
     async def inspect_coverage(
         self, publication: str, tables: Sequence[TableRef], manage: bool

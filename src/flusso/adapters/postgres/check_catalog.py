@@ -14,7 +14,9 @@ import psycopg
 from flusso.adapters.postgres.catalog import column_facts
 from flusso.adapters.postgres.connection import connect_admin, parse_conninfo
 from flusso.adapters.postgres.publication import Coverage, inspect_publication
+from flusso.adapters.postgres.source_facts import read_source_facts
 from flusso.domain.documents.change import TableRef
+from flusso.domain.source_check import SourceFacts, SourceNeeds
 from flusso.domain.validation import ColumnFacts, ServerFacts
 
 
@@ -44,6 +46,9 @@ class PostgresCatalog:
             wal_level=wal_level, role=role, can_replicate=bool(can_replicate),
             version_num=int(version),
         )
+
+    async def source_facts(self, needs: SourceNeeds) -> SourceFacts:
+        return await read_source_facts(self._conn, needs)
 
     async def inspect_coverage(
         self, publication: str, tables: Sequence[TableRef], manage: bool

@@ -14,6 +14,7 @@ import psycopg
 from flusso.adapters.postgres.connection import translate
 from flusso.domain.documents.change import TableRef
 from flusso.domain.source_check import (
+    IdentityFacts,
     RoleFacts,
     ServerSettings,
     Service,
@@ -143,10 +144,8 @@ async def _strings(conn: psycopg.AsyncConnection[Any], sql: str, oid: int) -> li
     return [str(r[0]) for r in await (await conn.execute(sql, (oid,))).fetchall()]
 
 
-async def _identity(
-    conn: psycopg.AsyncConnection[Any], oid: int, primary_key: tuple[str, ...]
-) -> tuple[str, tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...]]:
-    """(relreplident, the columns a deleted row carries, USING INDEX candidates)."""
+async def _identity(conn: psycopg.AsyncConnection[Any], oid: int, table: TableRef) -> IdentityFacts:
+    primary_key = await _primary_key(conn, oid)
     row = await (await conn.execute(_IDENTITY_SQL, (oid,))).fetchone()
     identity = str(row[0]) if row else "d"
     candidates = tuple(
@@ -168,20 +167,15 @@ async def _identity(
         )
     else:
         carried = ()
-    return identity, carried, candidates
+    return IdentityFacts(
+        table=table, identity=identity,  # type: ignore[arg-type]
+        carried=carried, primary_key=primary_key, candidates=candidates,
+    )
 
 
 async def _primary_key(conn: psycopg.AsyncConnection[Any], oid: int) -> tuple[str, ...]:
     row = await (await conn.execute(_PRIMARY_KEY_SQL, (oid,))).fetchone()
     return tuple(row[0]) if row and row[0] else ()
-
-
-def _carries(identity: str, carried: tuple[str, ...], primary_key: tuple[str, ...],
-             key: tuple[str, ...]) -> bool:
-    addressable = identity == "f" or (identity == "i" and bool(carried)) or (
-        identity == "d" and bool(primary_key)
-    )
-    return addressable and set(key) <= set(carried)
 
 
 async def _table(conn: psycopg.AsyncConnection[Any], need: TableNeed) -> TableSourceFacts:
@@ -191,27 +185,18 @@ async def _table(conn: psycopg.AsyncConnection[Any], need: TableNeed) -> TableSo
     oid, partitioned, usage, select = int(row[0]), bool(row[1]), bool(row[2]), bool(row[3])
     unreadable = () if select else tuple(await _strings(conn, _UNREADABLE_SQL, oid))
     generated = frozenset(await _strings(conn, _GENERATED_SQL, oid))
-    primary_key = await _primary_key(conn, oid)
-    key = (need.declared_key,) if need.declared_key else primary_key
-    weak: TableRef | None = None
+    own = await _identity(conn, oid, need.table)
     if partitioned:
-        # Each partition has its own replica identity: the weakest one decides.
+        # Each partition has its own replica identity; the parent's is never used.
         leaves = await (await conn.execute(_LEAVES_SQL, (oid,))).fetchall()
-        chosen: tuple[Any, ...] | None = None
-        for leaf_oid, schema, name in leaves:
-            leaf_key = await _primary_key(conn, int(leaf_oid))
-            facts = await _identity(conn, int(leaf_oid), leaf_key)
-            if chosen is None:
-                chosen = facts
-            if not _carries(facts[0], facts[1], leaf_key, key):
-                chosen, weak = facts, TableRef(str(schema), str(name))
-                break
-        identity, carried, candidates = chosen or await _identity(conn, oid, primary_key)
+        identities = tuple([
+            await _identity(conn, int(leaf), TableRef(str(schema), str(name)))
+            for leaf, schema, name in leaves
+        ])
     else:
-        identity, carried, candidates = await _identity(conn, oid, primary_key)
+        identities = (own,)
     return TableSourceFacts(
         exists=True, schema_usage=usage, select=select, unreadable_columns=unreadable,
-        primary_key=primary_key, identity=identity,  # type: ignore[arg-type]
-        identity_columns=carried, unique_not_null=candidates, generated=generated,
-        partitioned=partitioned, weak_partition=weak,
+        primary_key=own.primary_key, unique_not_null=own.candidates, generated=generated,
+        partitioned=partitioned, identities=identities,
     )

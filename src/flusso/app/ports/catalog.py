@@ -8,6 +8,7 @@ from typing import Protocol
 
 from flusso.domain.documents.change import TableRef
 from flusso.domain.publication import Coverage
+from flusso.domain.source_check import SourceFacts, SourceNeeds
 from flusso.domain.validation import ServerFacts, TableFacts
 
 
@@ -26,3 +27,8 @@ class Catalog(Protocol):
     ) -> Coverage: ...
 
     async def server_facts(self) -> ServerFacts: ...
+
+    async def source_facts(self, needs: SourceNeeds) -> SourceFacts:
+        """The role's rights, the replication settings and, per needed table, its
+        privileges, keys and replica identity (a missing table: `exists` False)."""
+        ...

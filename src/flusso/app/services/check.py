@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from flusso.app.ports import Catalog, Coverage, Files
+from flusso.app.ports import Catalog, Coverage, Files, SourceError
 from flusso.app.services.check_report import offline_json, render_human
 from flusso.app.services.compile import compile_config
 from flusso.domain.config.model import Deployment
@@ -21,12 +21,16 @@ from flusso.domain.documents.change import TableRef
 from flusso.domain.documents.tables import required_tables
 from flusso.domain.errors import ConfigError
 from flusso.domain.mapping import index_mapping
+from flusso.domain.source_check import (
+    diagnose_publication,
+    diagnose_source,
+    plan_source_needs,
+)
 from flusso.domain.types import IndexMapping
 from flusso.domain.validation import (
     Diagnostic,
     TableFacts,
     diagnose,
-    diagnose_server,
     has_errors,
     plan_column_checks,
     tables_to_inspect,
@@ -92,19 +96,23 @@ async def check_online(
     *,
     publication: str = "flusso",
     manage_publication: bool | None = None,
+    slot: str = "flusso",
 ) -> CheckResult:
-    """Compile, connect, then report column diagnostics and publication coverage."""
+    """Compile, connect, then report what a run would trip on: the server and role, each
+    table's privileges and keys, the columns, and the publication."""
     deployment = compile_config(config, files)
     manage = (
         deployment.source.manage_publication if manage_publication is None else manage_publication
     )
     url = resolve_source_url(deployment.source, env)
     async with open_catalog(url) as catalog:
-        diagnostics = diagnose_server(await catalog.server_facts())
+        needs = plan_source_needs(deployment, slot=slot)
+        diagnostics = diagnose_source(needs, await catalog.source_facts(needs))
         diagnostics += await validate_deployment(deployment, catalog)
         coverage = await catalog.inspect_coverage(
             publication, required_tables(deployment), manage
         )
+        diagnostics += diagnose_publication(coverage, publication, manage)
     return CheckResult(
         deployment, enabled_mappings(deployment), tuple(diagnostics), coverage, manage
     )
@@ -123,8 +131,12 @@ async def validate_deployment(deployment: Deployment, catalog: Catalog) -> list[
     return diagnostics
 
 
-async def require_referenced_objects(deployment: Deployment, catalog: Catalog) -> None:
-    """`run`'s preflight: refuse schemas naming tables or columns the database lacks.
+async def require_referenced_objects(
+    deployment: Deployment, catalog: Catalog, *, slot: str = "flusso"
+) -> None:
+    """`run`'s preflight: refuse schemas naming tables or columns the database lacks, then
+    anything else a run would trip on (the right to replicate, wal_level, a free slot,
+    SELECT on what is read, keys documents and deletes are addressed by).
 
     Runs before any slot or publication is made, so a typo costs nothing but a
     message naming the file, the field and the fix. Type disagreements are left
@@ -145,3 +157,14 @@ async def require_referenced_objects(deployment: Deployment, catalog: Catalog) -
         ))
     if problems:
         raise ConfigError.collect(problems)
+    needs = plan_source_needs(deployment, slot=slot)
+    blocking = [
+        d for d in diagnose_source(needs, await catalog.source_facts(needs)) if d.severity == "error"
+    ]
+    if blocking:
+        raise SourceError(
+            "the source database is not ready: "
+            + "; ".join(f"{d.field}: {d.message}" for d in blocking),
+            hint="run " + " ".join(d.fix for d in blocking)
+            + " — `flusso check` lists every finding with its fix",
+        )

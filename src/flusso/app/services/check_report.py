@@ -213,6 +213,8 @@ def _diagnostics(lines: list[str], pen: _Pen, diagnostics: Sequence[Diagnostic])
         label = pen.paint("31" if severity == "error" else "33", f"[{severity}]")
         where = pen.bold(f"{diagnostic.index}.{diagnostic.field}")
         lines.append(f"  {label} {where}  {pen.dim(diagnostic.message)}")
+        if diagnostic.fix:
+            lines.append(f"      {pen.green('fix:')} {diagnostic.fix}")
 
 
 def _coverage(lines: list[str], pen: _Pen, coverage: Coverage, *, manage: bool) -> None:
@@ -297,6 +299,7 @@ def offline_json(
                 "field": d.field,
                 "severity": _severity(d),
                 "message": d.message,
+                "fix": d.fix or None,
             }
             for d in diagnostics
         ],
@@ -308,6 +311,9 @@ def offline_json(
             "missing": [str(t) for t in coverage.missing],
             "blockers": list(coverage.blockers),
             "remediation": list(coverage.remediation),
+            "exists": coverage.exists,
+            "missing_actions": list(coverage.missing_actions),
+            "via_root_fix": coverage.via_root_fix,
         },
     }
 
