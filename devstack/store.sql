@@ -106,6 +106,14 @@ CREATE INDEX ON products (category_id);
 CREATE INDEX ON reviews (product_id);
 CREATE INDEX ON product_tags (tag_id);
 
+-- Child rows get deleted and move between parents; the WAL names their old parent only
+-- when it carries the whole old row (docs/postgres-setup.md, "Children that move").
+ALTER TABLE profiles REPLICA IDENTITY FULL;
+ALTER TABLE addresses REPLICA IDENTITY FULL;
+ALTER TABLE orders REPLICA IDENTITY FULL;
+ALTER TABLE order_items REPLICA IDENTITY FULL;
+ALTER TABLE reviews REPLICA IDENTITY FULL;
+
 INSERT INTO categories VALUES
     (1, 'Kitchen', 'kitchen', NULL), (2, 'Garden', 'garden', NULL), (3, 'Books', 'books', NULL),
     (4, 'Cookware', 'cookware', 1), (5, 'Knives', 'knives', 1), (6, 'Tools', 'garden-tools', 2);

@@ -27,7 +27,9 @@ from engine_harness import (
 from fixtures_store import SEEDED_DOCUMENTS, STORE_SQL, column, store_deployment
 from tests.conftest import unique_name
 
+from flusso.adapters.postgres.check_catalog import open_postgres_catalog
 from flusso.app.ports import DocumentsRejectedError, SinkWriteError, SourceError
+from flusso.app.services.check import require_referenced_objects
 from flusso.domain.config.model import (
     Aggregate,
     Deployment,
@@ -145,7 +147,20 @@ async def test_a6_a_root_table_without_a_usable_key_stops_the_run_with_the_fix(s
     seeded: that leaves an index empty for good with nothing but a log line to say why."""
     await sql(store, "CREATE TABLE nopk (id int, name text); INSERT INTO nopk VALUES (1, 'x')")
     schema = IndexSchema(table="nopk", fields=(column("id", "integer"), column("name", "text")))
-    eng = Engine(store, store_deployment(IndexConfig("nopk", True, schema)))
+    deployment = store_deployment(IndexConfig("nopk", True, schema))
+    # run's preflight refuses before anything is created, naming both fixes.
+    async with open_postgres_catalog(store) as catalog:
+        with pytest.raises(SourceError) as refused:
+            await require_referenced_objects(deployment, catalog)
+    assert ("public.nopk: table public.nopk has no primary key and index nopk declares none"
+            in str(refused.value))
+    assert 'ALTER TABLE "public"."nopk" ADD PRIMARY KEY' in (refused.value.hint or "")
+    assert 'ALTER TABLE "public"."nopk" REPLICA IDENTITY FULL;' in (refused.value.hint or "")
+    # Past the preflight (a publication made by hand), the backfill stops rather than
+    # marking the index seeded with no documents.
+    publication = unique_name("pub")
+    await sql(store, f"CREATE PUBLICATION {publication} FOR ALL TABLES")
+    eng = Engine(store, deployment, publication=publication)
     await eng.start(wait_live=False)
     error = await eng.failure()
     assert isinstance(error, SourceError)
