@@ -1,4 +1,5 @@
-"""`flusso check` against a real Postgres (language spec §10.3, case 39; engine spec §4, §9, R-24, R-25)."""
+"""`flusso check` against a real Postgres: column types and nullability, server settings,
+publication coverage and the exit code."""
 
 from __future__ import annotations
 

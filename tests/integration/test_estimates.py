@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from flusso.adapters.postgres.estimates import estimate_rows
+from flusso.adapters.postgres.estimates import IndexRowEstimator, estimate_rows
 from flusso.domain.documents.change import TableRef
-from flusso.entrypoints.progress import postgres_estimator
 
 
 def setup(pg_url: str) -> None:
@@ -39,7 +38,7 @@ async def test_an_open_connection_can_be_reused(pg_url: str) -> None:
 
 async def test_the_progress_estimator_maps_indexes_to_their_root_tables(pg_url: str) -> None:
     setup(pg_url)
-    estimate = postgres_estimator(
+    estimate = IndexRowEstimator(
         lambda: pg_url,
         {"users": TableRef("Shop", "Users"), "accounts": TableRef("Shop", "Users")},
     )

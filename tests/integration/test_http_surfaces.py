@@ -1,4 +1,4 @@
-"""The two HTTP surfaces on real sockets (surfaces spec §5.1–5.3, cases 30, 32, 44, 45)."""
+"""The two HTTP surfaces on real sockets: binding, the public and private apps, and `flusso run`."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from flusso.app.ports import BatchStats
 from flusso.app.services.reindex_requests import ReindexRequests
 from flusso.app.status import CompositeObserver, LiveStatus
 from flusso.domain.config.model import Deployment, ServerConfig, SourceConfig
-from flusso.entrypoints.daemon import Daemon
+from flusso.entrypoints.container import Container
 from flusso.entrypoints.http.private import create_private_app
 from flusso.entrypoints.http.public import create_public_app
 from flusso.entrypoints.http.serve import (
@@ -140,22 +140,24 @@ async def test_both_surfaces_serve_the_live_status_until_stopped():
 # -- the daemon's wiring ---------------------------------------------------------------
 
 
-def daemon(password: str) -> Daemon:
+def container(password: str) -> Container:
     deployment = Deployment(
         source=SourceConfig(),
         server=ServerConfig(public_address="127.0.0.1:0", private_address="127.0.0.1:0"),
     )
-    return Daemon(deployment, RunSettings(admin_password=password), {})
+    return Container(deployment=deployment, settings=RunSettings(admin_password=password), env={})
 
 
 @pytest.mark.parametrize(("password", "warned"), [("flusso", True), ("s3cret", False)])
 def test_the_default_admin_password_is_warned_about_at_bind_time(caplog, password, warned):
     caplog.set_level(logging.WARNING, logger="flusso.run")
-    surfaces = daemon(password).open_surfaces()
-    assert surfaces is not None
-    for listener, _ in surfaces.served:
+    wiring = container(password)
+    listeners = wiring.listeners()
+    assert listeners is not None
+    for listener in listeners:
         assert listener.address.startswith("127.0.0.1:")
-        listener.close()
+    wiring.shutdown_resources()
+    assert all(listener.sock.fileno() == -1 for listener in listeners)
     assert any("DEFAULT admin password" in r.getMessage() for r in caplog.records) is warned
 
 

@@ -1,4 +1,4 @@
-"""OTLP export end to end (surfaces spec §7.2): a real HTTP collector stub on loopback
+"""OTLP export end to end: a real HTTP collector stub on loopback
 receives the spans and metrics flusso pushes, and decodes their protobuf bodies."""
 
 from __future__ import annotations

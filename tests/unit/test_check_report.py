@@ -1,19 +1,17 @@
-"""The offline `flusso check` report: human text and the JSON document (language spec §10.2)."""
+"""What `flusso check` shows: the human report and the JSON document, offline and online."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from dataclasses import dataclass
 
 import pytest
 from mapping_examples import WORKED_EXAMPLE_HASH, worked_example
+from rich.console import Console
 
-from flusso.app.services.check_report import (
-    offline_json,
-    render_human,
-    render_offline_human,
-)
+from flusso.app.services.check import CheckResult
 from flusso.domain.config.model import (
     ConnectionParts,
     Deployment,
@@ -26,6 +24,9 @@ from flusso.domain.config.model import (
 )
 from flusso.domain.config.secrets import redact_password
 from flusso.domain.mapping import index_mapping
+from flusso.domain.validation import Diagnostic
+from flusso.entrypoints.cli.check_json import check_document
+from flusso.entrypoints.cli.check_report import render_report
 
 
 def _deployment(**changes) -> Deployment:
@@ -49,14 +50,25 @@ def _deployment(**changes) -> Deployment:
 
 
 def _mappings(deployment: Deployment):
-    return [index_mapping(i.name, i.schema) for i in deployment.enabled_indexes()]
+    return tuple(index_mapping(i.name, i.schema) for i in deployment.enabled_indexes())
+
+
+def _result(deployment: Deployment | None = None, **kwargs) -> CheckResult:
+    deployment = deployment or _deployment()
+    return CheckResult(deployment, _mappings(deployment), **kwargs)
 
 
 def _human(deployment: Deployment | None = None, **kwargs) -> str:
-    deployment = deployment or _deployment()
-    return render_offline_human(
-        deployment, _mappings(deployment), config_path="flusso.toml", **kwargs
-    )
+    return render_report(_result(deployment, **kwargs), config_path="flusso.toml").plain
+
+
+def _printed(*, terminal: bool) -> str:
+    """The report as a console prints it, to a terminal (colour) or to a pipe."""
+    stream = io.StringIO()
+    colours = "standard" if terminal else None
+    console = Console(file=stream, force_terminal=terminal, color_system=colours)
+    console.print(render_report(_result(), config_path="flusso.toml"), end="")
+    return stream.getvalue()
 
 
 def _row(text: str, name: str) -> list[str]:
@@ -142,17 +154,17 @@ def test_the_widest_row_gets_a_one_dot_leader():
     assert "  organization . object" in _human()
 
 
-def test_the_report_has_no_colour_unless_asked():
-    assert "\x1b[" not in _human()
-    assert "\x1b[32m✓\x1b[0m" in _human(color=True)
+def test_the_report_is_coloured_only_on_a_terminal():
+    assert "\x1b[" not in _printed(terminal=False)
+    assert _printed(terminal=False) == _human()
+    assert "\x1b[32m✓\x1b[0m" in _printed(terminal=True)
 
 
 # -- JSON ----------------------------------------------------------------------
 
 
 def _json(deployment: Deployment | None = None, **kwargs) -> dict:
-    deployment = deployment or _deployment()
-    return json.loads(json.dumps(offline_json(deployment, _mappings(deployment), **kwargs)))
+    return json.loads(json.dumps(check_document(_result(deployment, **kwargs))))
 
 
 def test_the_offline_json_has_null_diagnostics_and_coverage():
@@ -239,15 +251,6 @@ def test_urls_lose_only_their_password(url, redacted):
 
 
 @dataclass(frozen=True)
-class _Diagnostic:
-    index: str
-    field: str
-    severity: str
-    message: str
-    fix: str = ""
-
-
-@dataclass(frozen=True)
 class _Coverage:
     satisfied: bool
     manageable: bool
@@ -269,9 +272,8 @@ _GAP = _Coverage(
 
 def test_an_online_report_with_errors_fails_and_shows_them():
     deployment = _deployment()
-    diagnostics = [_Diagnostic("users", "email", "error", "references unknown column `public.users.email`")]
-    text = render_human(deployment, _mappings(deployment), config_path="flusso.toml",
-                        diagnostics=diagnostics, coverage=_GAP)
+    diagnostics = (Diagnostic("users", "email", "error", "references unknown column `public.users.email`"),)
+    text = _human(deployment, diagnostics=diagnostics, coverage=_GAP)
     assert "[offline]" not in text
     assert "[error] users.email  references unknown column `public.users.email`" in text
     assert "role does not own table public.tags" in text
@@ -282,8 +284,7 @@ def test_an_online_report_with_errors_fails_and_shows_them():
 def test_an_online_report_without_diagnostics_passes():
     deployment = _deployment()
     satisfied = _Coverage(True, True, ("public.orders", "public.users"), (), (), ())
-    text = render_human(deployment, _mappings(deployment), config_path="flusso.toml",
-                        diagnostics=[], coverage=satisfied)
+    text = _human(deployment, diagnostics=(), coverage=satisfied)
     assert "(schema matches the database)" in text
     assert "source streams all 2 required table(s)" in text
     assert text.splitlines()[-1] == "✓ check passed"
@@ -291,7 +292,7 @@ def test_an_online_report_without_diagnostics_passes():
 
 def test_the_online_json_carries_diagnostics_and_coverage():
     document = _json(
-        diagnostics=[_Diagnostic("users", "email", "warning", "allows null")], coverage=_GAP,
+        diagnostics=(Diagnostic("users", "email", "warning", "allows null"),), coverage=_GAP,
     )
     assert document["diagnostics"] == [
         {"index": "users", "field": "email", "severity": "warning", "message": "allows null",
@@ -308,10 +309,9 @@ def test_the_online_json_carries_diagnostics_and_coverage():
 
 def test_a_finding_shows_its_fix_on_the_next_line():
     deployment = _deployment()
-    diagnostics = [_Diagnostic("source", "role", "error", "role r may not stream changes",
-                               fix='ALTER ROLE "r" REPLICATION;')]
-    text = render_human(deployment, _mappings(deployment), config_path="flusso.toml",
-                        diagnostics=diagnostics, coverage=_GAP)
+    diagnostics = (Diagnostic("source", "role", "error", "role r may not stream changes",
+                              fix='ALTER ROLE "r" REPLICATION;'),)
+    text = _human(deployment, diagnostics=diagnostics, coverage=_GAP)
     lines = text.splitlines()
     at = lines.index("  [error] source.role  role r may not stream changes")
     assert lines[at + 1] == '      fix: ALTER ROLE "r" REPLICATION;'

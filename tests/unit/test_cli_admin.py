@@ -1,4 +1,4 @@
-"""`flusso indexes` / `flusso reindex` against a real private surface on a free port (§6, case 33)."""
+"""`flusso indexes` / `flusso reindex` against a real private surface on a free port."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`flusso build`, `flusso schema` and run's choice of config or lock (language §9.3, sinks §8.1–8.2)."""
+"""`flusso build`, `flusso schema` and run's choice of config or lock."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def test_schema_index_prints_yaml_with_one_trailing_newline(runner, workdir):
     assert "draft-07" in result.output
 
 
-# -- run's config selection (§8.2) --------------------------------------------
+# -- run's config selection --------------------------------------------------
 
 
 class MemoryFiles:

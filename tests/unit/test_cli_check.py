@@ -1,4 +1,4 @@
-"""`flusso check` through the CLI without a database (language spec §10.1–10.2, case 38; sinks §8.1)."""
+"""`flusso check` through the CLI without a database: the human report, the JSON document, exit codes."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mapping_examples import WORKED_EXAMPLE_YAML  # noqa: E402 - the shared §7.5 text
+from mapping_examples import WORKED_EXAMPLE_YAML  # noqa: E402 - the shared worked example
 
 from flusso.entrypoints.cli.main import cli
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
-WORKED_EXAMPLE = WORKED_EXAMPLE_YAML  # the §7.5 worked example of the language spec
+WORKED_EXAMPLE = WORKED_EXAMPLE_YAML  # the worked example every mapping test shares
 
 WORKED_CONFIG = """\
 [source]
@@ -107,7 +107,7 @@ def test_the_offline_flag_and_format_come_from_the_environment(runner, workdir):
     assert json.loads(result.output)["diagnostics"] is None
 
 
-# -- offline, JSON (case 38) ----------------------------------------------------------
+# -- offline, JSON ----------------------------------------------------------------------
 
 
 def test_json_offline_has_null_diagnostics_and_coverage_and_the_mapping_hash(runner, workdir):
@@ -132,9 +132,9 @@ def test_json_offline_has_null_diagnostics_and_coverage_and_the_mapping_hash(run
     assert "hunter2" not in result.output
 
 
-def test_json_offline_hash_of_the_worked_example_is_the_spec_hash(runner, workdir):
+def test_json_offline_hash_of_the_worked_example_is_its_known_hash(runner, workdir):
     # `required: false` on the primary key is kept raw in the model; only resolution
-    # forces it non-null, so the hash matches §7.5.
+    # forces it non-null, so the hash is the worked example's known one.
     (workdir / "flusso.toml").write_text(WORKED_CONFIG)
     (workdir / "users.schema.yml").write_text(WORKED_EXAMPLE)
     result = runner.invoke(cli, ["check", "--offline", "--format", "json"])

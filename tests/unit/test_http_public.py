@@ -1,4 +1,4 @@
-"""The public surface (surfaces spec §5.2): liveness, readiness, `/status`, `/metrics`."""
+"""The public surface: liveness, readiness, `/status`, `/metrics`."""
 
 from __future__ import annotations
 

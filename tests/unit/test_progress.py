@@ -187,7 +187,7 @@ def test_status_carries_the_same_numbers_once_a_backfill_started() -> None:
     status = LiveStatus(["users"], clock=clock)
     progress = BackfillProgress(clock=clock)
     view = StatusWithProgress(status, progress)
-    assert list(view.snapshot()) == list(status.snapshot())  # exactly the §5.2 keys
+    assert list(view.snapshot()) == list(status.snapshot())  # exactly the documented keys
 
     status.on_backfill_started(["users"])
     progress.on_backfill_started(["users"])

@@ -1,4 +1,4 @@
-"""OTLP setup and the OTel metrics observer (surfaces spec §7.1, §7.2), without a network."""
+"""OTLP setup and the OTel metrics observer, without a network."""
 
 from __future__ import annotations
 

@@ -20,7 +20,6 @@ from typing import Any, Protocol, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-from flusso.adapters.postgres.estimates import estimate_rows
 from flusso.app.ports import BatchStats
 from flusso.domain.config.model import Deployment
 from flusso.domain.documents.change import TableRef
@@ -331,8 +330,9 @@ class _Status(Protocol):
 class StatusWithProgress:
     """The public surface's status view: the live status plus a `backfill` key.
 
-    The key is added after the §5.2 keys, and only once a backfill has started in this
-    process, so a process that never backfills serves exactly the §5.2 body.
+    The key comes after the documented `/status` keys, and only once a backfill has
+    started in this process, so a process that never backfills serves exactly the
+    documented body.
     """
 
     def __init__(self, status: _Status, progress: BackfillProgress) -> None:
@@ -356,23 +356,3 @@ def index_roots(deployment: Deployment) -> dict[str, TableRef]:
         index.name: TableRef(index.schema.db_schema, index.schema.table)
         for index in deployment.enabled_indexes()
     }
-
-
-def postgres_estimator(source_url: Callable[[], str], roots: Mapping[str, TableRef]) -> Estimator:
-    """Estimates per index from `pg_class.reltuples` of its root table."""
-
-    async def estimate(indexes: Sequence[str]) -> dict[str, int | None]:
-        tables = {index: roots[index] for index in indexes if index in roots}
-        by_table = await estimate_rows(source_url(), list(tables.values()))
-        return {index: by_table.get(table) for index, table in tables.items()}
-
-    return estimate
-
-
-def backfill_progress(
-    deployment: Deployment, source_url: Callable[[], str], *, stream: TextIO | None = None
-) -> BackfillProgress:
-    """The progress observer `run` uses: display chosen by the terminal, Postgres estimates."""
-    return BackfillProgress(
-        choose_display(stream), postgres_estimator(source_url, index_roots(deployment))
-    )

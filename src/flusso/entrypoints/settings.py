@@ -5,6 +5,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from flusso.domain.config.model import Deployment
+from flusso.domain.naming import validate_prefix
+
 DEFAULT_PUBLIC_ADDRESS = "127.0.0.1:9464"
 DEFAULT_PRIVATE_ADDRESS = "127.0.0.1:9465"
 DEFAULT_ADMIN_PASSWORD = "flusso"
@@ -35,6 +38,13 @@ class RunSettings:
     max_changes: int = 256
     max_delay: float = 0.05
     serve_http: bool = True
+
+
+def effective_prefix(deployment: Deployment, settings: RunSettings) -> str:
+    """`--index-prefix` / `FLUSSO_INDEX_PREFIX` > config `prefix` > empty; validated."""
+    prefix = settings.index_prefix if settings.index_prefix is not None else deployment.prefix
+    validate_prefix(prefix)
+    return prefix
 
 
 def parse_socket_address(text: str) -> tuple[str, int]:

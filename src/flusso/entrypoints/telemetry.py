@@ -1,4 +1,4 @@
-"""OpenTelemetry for `flusso run` (surfaces spec §7.1–7.2): OTLP traces and metrics.
+"""OpenTelemetry for `flusso run`: OTLP traces and metrics.
 
 Both are off unless the standard `OTEL_EXPORTER_OTLP_*ENDPOINT` variables are set; then
 the SDK is imported and the exporters built. A failure to build an exporter never stops
@@ -9,6 +9,7 @@ SDK is imported only when a signal is on, so an unconfigured process pays nothin
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -116,36 +117,40 @@ def _timeout(env: Mapping[str, str], signal: Signal) -> float | None:
         return None
 
 
+# The exporter class of each signal and protocol, imported only once that signal is on.
+_EXPORTERS: dict[tuple[Signal, OtlpProtocol], tuple[str, str]] = {
+    ("traces", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter", "OTLPSpanExporter"
+    ),
+    ("traces", "grpc"): ("opentelemetry.exporter.otlp.proto.grpc.trace_exporter", "OTLPSpanExporter"),
+    ("metrics", "http/protobuf"): (
+        "opentelemetry.exporter.otlp.proto.http.metric_exporter", "OTLPMetricExporter"
+    ),
+    ("metrics", "grpc"): (
+        "opentelemetry.exporter.otlp.proto.grpc.metric_exporter", "OTLPMetricExporter"
+    ),
+}
+
+
+def _build_exporter(env: Mapping[str, str], signal: Signal) -> Any:
+    protocol, arguments = _exporter_arguments(env, signal)
+    module, name = _EXPORTERS[signal, protocol]
+    return getattr(importlib.import_module(module), name)(**arguments)
+
+
 def build_span_exporter(env: Mapping[str, str]) -> Any:
-    protocol, arguments = _exporter_arguments(env, "traces")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-
-        return OTLPSpanExporter(**arguments)
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    return HttpSpanExporter(**arguments)
+    return _build_exporter(env, "traces")
 
 
 def build_metric_exporter(env: Mapping[str, str]) -> Any:
-    protocol, arguments = _exporter_arguments(env, "metrics")
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
-
-        return OTLPMetricExporter(**arguments)
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-
-    return HttpMetricExporter(**arguments)
+    return _build_exporter(env, "metrics")
 
 
 def _resource(service_name: str) -> Any:
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 
-    # Attributes given here win over OTEL_SERVICE_NAME (upstream parity: the name is fixed).
+    # Attributes given here win over OTEL_SERVICE_NAME: the service name is fixed, so
+    # dashboards and alerts can rely on it.
     return Resource.create({SERVICE_NAME: service_name})
 
 
@@ -260,13 +265,14 @@ def install_telemetry(env: Mapping[str, str], *, set_global: bool = True) -> Tel
     """Tracing then metrics, each only if its endpoint is configured.
 
     `run` logs the trace notice first and the metric notice after the HTTP password
-    warning (§7.3); call `install_tracing` and `install_metrics` separately for that.
+    warning; call `install_tracing` and `install_metrics` separately for that.
     """
     return Telemetry(install_tracing(env, set_global=set_global), install_metrics(env))
 
 
 class OtelObserver:
-    """An Observer recording the §7.1 events on OTel instruments with the dotted names."""
+    """An Observer recording the pipeline's events on OTel instruments, named like the
+    Prometheus metrics with dots (`flusso.changes.captured`)."""
 
     def __init__(self, meter_provider: Any, in_flight: Callable[[], int] = lambda: 0) -> None:
         from opentelemetry.metrics import CallbackOptions, Observation

@@ -6,7 +6,7 @@ estimate; it comes back as None rather than a guess.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -47,3 +47,21 @@ async def _estimate(
     except psycopg.Error as exc:
         raise translate(exc, "estimating table sizes") from exc
     return estimates
+
+
+class IndexRowEstimator:
+    """Estimated rows per index, read from the statistics of each index's root table
+    (a backfill reads one root row per document).
+
+    `source_url` is called on each estimate, so a secret is resolved only when needed.
+    """
+
+    def __init__(self, source_url: Callable[[], str], roots: Mapping[str, TableRef]) -> None:
+        self._source_url = source_url
+        self._roots = dict(roots)
+
+    async def __call__(self, indexes: Sequence[str]) -> dict[str, int | None]:
+        tables = {index: self._roots[index] for index in indexes if index in self._roots}
+        by_table = await estimate_rows(self._source_url(), list(tables.values()))
+        return {index: by_table.get(table) for index, table in tables.items()}
+

@@ -6,13 +6,15 @@ Seeding operations keep the port defaults: never seeded, so a backfill runs each
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from flusso import __version__
-from flusso.app.ports import FlushReport, SinkSerializeError, SinkWriteError
+from flusso.app.ports import FlushReport, SinkContext, SinkSerializeError, SinkWriteError
+from flusso.domain.config.model import StdoutSinkConfig
 from flusso.domain.documents.change import Delete, DocumentOp, Upsert
 from flusso.domain.documents.render import render_json, to_json_value
 from flusso.domain.types import IndexMapping
@@ -108,3 +110,8 @@ class StdoutSink:
                 self._stream.write(line + "\n")
             except (OSError, ValueError) as exc:
                 raise SinkWriteError(f"stdout: {exc}") from exc
+
+
+def open_stdout_sink(name: str, config: StdoutSinkConfig, context: SinkContext) -> StdoutSink:
+    """Envelopes on the process's standard output; the name and context change nothing."""
+    return StdoutSink(sys.stdout, pretty=config.pretty)

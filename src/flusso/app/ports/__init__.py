@@ -30,6 +30,7 @@ from flusso.app.ports.sink import (
     IndexSeeding,
     RejectedDocument,
     Sink,
+    SinkContext,
 )
 from flusso.app.ports.verify import (
     Comparison,
@@ -78,6 +79,7 @@ __all__ = [
     "ServedId",
     "ServedIndex",
     "Sink",
+    "SinkContext",
     "SinkError",
     "SinkSerializeError",
     "SinkUnavailableError",

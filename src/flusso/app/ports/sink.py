@@ -6,7 +6,7 @@ and records; `Sink` is both, the object the pipeline writes through.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,3 +69,16 @@ class IndexSeeding(Protocol):
 
 class Sink(DocumentSink, IndexSeeding, Protocol):
     """The destination the pipeline writes through: both roles, on one object."""
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What building any sink may use beside its own `[sinks.NAME]` table.
+
+    Each sink kind's adapter package exports a builder `(name, config, context) -> Sink`;
+    the container registers it once, keyed by the kind's config class.
+    """
+
+    env: Mapping[str, str]  # secrets are resolved from here, never stored
+    prefix: str = ""  # of every index, alias and marker name
+    skip_backfill: bool = False

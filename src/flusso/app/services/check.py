@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
 
 from flusso.app.ports import Catalog, Coverage, Files, SourceError
-from flusso.app.services.check_report import offline_json, render_human
 from flusso.app.services.compile import compile_config
 from flusso.domain.config.model import Deployment
 from flusso.domain.config.secrets import resolve_source_url
@@ -56,19 +54,6 @@ class CheckResult:
     def failed(self) -> bool:
         """An error-level disagreement with the database; warnings never fail."""
         return self.diagnostics is not None and has_errors(self.diagnostics)
-
-    def to_json(self) -> dict[str, Any]:
-        return offline_json(
-            self.deployment, self.mappings, diagnostics=self.diagnostics,
-            coverage=self.coverage, will_manage=self.manage_publication,
-        )
-
-    def render(self, *, config_path: str, color: bool = False) -> str:
-        return render_human(
-            self.deployment, self.mappings, config_path=config_path,
-            diagnostics=self.diagnostics, coverage=self.coverage,
-            will_manage=self.manage_publication, color=color,
-        )
 
 
 def enabled_mappings(deployment: Deployment) -> tuple[IndexMapping, ...]:
@@ -168,3 +153,16 @@ async def require_referenced_objects(
             hint="run " + " ".join(d.fix for d in blocking)
             + " — `flusso check` lists every finding with its fix",
         )
+
+
+async def preflight(
+    deployment: Deployment,
+    env: Mapping[str, str],
+    open_catalog: OpenCatalog,
+    *,
+    slot: str = "flusso",
+) -> None:
+    """`run`'s first step: reach Postgres and refuse what the run would trip on."""
+    async with open_catalog(resolve_source_url(deployment.source, env)) as catalog:
+        await require_referenced_objects(deployment, catalog, slot=slot)
+

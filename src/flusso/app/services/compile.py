@@ -32,18 +32,10 @@ class CompiledPlan:
 
 def compile_config(config: str, files: Files) -> Deployment:
     """Read and validate a config and its schemas; no database, no environment."""
-    try:
-        text = files.read_text(config)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"config file {config} not found",
-            hint="pass --config PATH or set FLUSSO_CONFIG",
-        ) from None
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read config file {config}: {exc.strerror or exc}",
-            hint=unreadable_file_hint(exc, "--config / FLUSSO_CONFIG"),
-        ) from None
+    text = _read(
+        files, config, what="config file", option="--config / FLUSSO_CONFIG",
+        missing_hint="pass --config PATH or set FLUSSO_CONFIG",
+    )
     return parse_config(text, path=config, read_schema=files.read_text)
 
 
@@ -56,18 +48,24 @@ def build_lock(config: str, out: str, files: Files, flusso_version: str) -> Depl
 
 def load_lock(lock: str, files: Files) -> Deployment:
     """Read a compiled lock as-is."""
+    text = _read(
+        files, lock, what="compiled lock", option="--lock / FLUSSO_LOCK",
+        missing_hint="run `flusso build` to create it",
+    )
+    return decode_lock(text, path=lock)
+
+
+def _read(files: Files, path: str, *, what: str, option: str, missing_hint: str) -> str:
+    """The file's text; a missing or unreadable file is a ConfigError naming it and the fix."""
     try:
-        text = files.read_text(lock)
+        return files.read_text(path)
     except FileNotFoundError:
-        raise ConfigError(
-            f"compiled lock {lock} not found", hint="run `flusso build` to create it"
-        ) from None
+        raise ConfigError(f"{what} {path} not found", hint=missing_hint) from None
     except OSError as exc:
         raise ConfigError(
-            f"cannot read compiled lock {lock}: {exc.strerror or exc}",
-            hint=unreadable_file_hint(exc, "--lock / FLUSSO_LOCK"),
+            f"cannot read {what} {path}: {exc.strerror or exc}",
+            hint=unreadable_file_hint(exc, option),
         ) from None
-    return decode_lock(text, path=lock)
 
 
 def load_deployment(

@@ -7,11 +7,11 @@ import json
 import os
 
 import rich_click as click
-from rich.text import Text
 
-from flusso.app.services.check import FAILED_MESSAGE, CheckResult, check_offline, check_online
+from flusso.app.services.check import FAILED_MESSAGE, CheckResult, check_offline
 from flusso.app.services.compile import DEFAULT_CONFIG
 from flusso.domain.errors import FlussoError
+from flusso.entrypoints.cli.check_report import render_report
 from flusso.entrypoints.cli.console import debug_flag, out, user_errors
 from flusso.entrypoints.cli.files import LocalFiles
 
@@ -57,30 +57,33 @@ def check(
     Check never changes the database.
     """
     with user_errors(debug_flag()):
-        files = LocalFiles()
         if offline:
-            result = check_offline(config, files)
+            result = check_offline(config, LocalFiles())
         else:
-            result = asyncio.run(check_online(
-                config, files, dict(os.environ), _open_catalog(),
-                publication=publication, manage_publication=manage_publication,
-            ))
+            result = asyncio.run(_check_online(config, publication, manage_publication))
         _print(result, config, output_format.lower())
         if result.failed:
             raise FlussoError(FAILED_MESSAGE)
 
 
+async def _check_online(
+    config: str, publication: str, manage_publication: bool | None
+) -> CheckResult:
+    # Imported here: the container loads every adapter, which an offline check never needs.
+    from flusso.entrypoints.container import Container
+
+    container = Container(env=dict(os.environ))
+    return await container.check(
+        config, publication=publication, manage_publication=manage_publication
+    )
+
+
 def _print(result: CheckResult, config: str, output_format: str) -> None:
     console = out()
     if output_format == "json":
-        console.out(json.dumps(result.to_json(), indent=2, ensure_ascii=False), highlight=False)
+        from flusso.entrypoints.cli.check_json import check_document
+
+        document = check_document(result)
+        console.out(json.dumps(document, indent=2, ensure_ascii=False), highlight=False)
         return
-    color = console.is_terminal and not os.environ.get("NO_COLOR")
-    console.print(Text.from_ansi(result.render(config_path=config, color=color)), end="")
-
-
-def _open_catalog():  # noqa: ANN202 - the adapter's own context-manager factory
-    """The Postgres catalog adapter, imported only for an online check."""
-    from flusso.adapters.postgres.check_catalog import open_postgres_catalog
-
-    return open_postgres_catalog
+    console.print(render_report(result, config_path=config), end="")

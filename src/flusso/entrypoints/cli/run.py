@@ -122,13 +122,15 @@ def run(ctx: click.Context, **options: object) -> None:
     )
     # Imported here: the run stack is heavy, and `flusso --help` should stay instant.
     from flusso.app.services.compile import load_deployment
+    from flusso.entrypoints.container import Container
     from flusso.entrypoints.daemon import Daemon
 
     with user_errors(debug):
         plan = load_deployment(
             settings.config, settings.lock, settings.locked, LocalFiles(), __version__
         )
-        asyncio.run(_serve(Daemon(plan.deployment, settings, dict(os.environ))))
+        container = Container(deployment=plan.deployment, settings=settings, env=dict(os.environ))
+        asyncio.run(_serve(Daemon(container)))
 
 
 async def _serve(daemon: Daemon) -> None:

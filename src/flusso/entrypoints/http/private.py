@@ -11,7 +11,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from litestar import Litestar, Response, get, post
-from litestar.di import Provide
 from litestar.params import FromQuery, SkipValidation
 from litestar.status_codes import (
     HTTP_202_ACCEPTED,
@@ -23,7 +22,7 @@ from litestar.status_codes import (
 
 from flusso.app.ports import ReindexControl
 from flusso.app.services.reindex_requests import normalize_index_name
-from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
+from flusso.entrypoints.http.app import create_app
 from flusso.entrypoints.http.security import BasicAuthGate
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -87,16 +86,7 @@ def create_private_app(
     password: str,
     on_auth_failure: Callable[[], None] = lambda: None,
 ) -> Litestar:
-    app = Litestar(
-        route_handlers=[list_indexes, request_reindex],
-        dependencies={
-            "status": Provide(lambda: status, sync_to_thread=False),
-            "control": Provide(lambda: control, sync_to_thread=False),
-        },
-        exception_handlers=EXCEPTION_HANDLERS,
-        logging_config=None,
-        openapi_config=None,
-    )
+    app = create_app([list_indexes, request_reindex], {"status": status, "control": control})
     # Litestar middleware runs only after a route matched; the gate must see every request.
     app.asgi_handler = BasicAuthGate(
         app.asgi_handler, user=user, password=password, on_failure=on_auth_failure

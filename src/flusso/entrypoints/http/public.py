@@ -11,11 +11,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from litestar import Litestar, Response, get
-from litestar.di import Provide
 from litestar.params import SkipValidation
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from flusso.entrypoints.http.problems import EXCEPTION_HANDLERS
+from flusso.entrypoints.http.app import create_app
 from flusso.entrypoints.http.security import PROBE_PATHS, BasicAuthGate
 
 
@@ -68,16 +67,8 @@ def create_public_app(
     password: str | None = None,
     on_auth_failure: Callable[[], None] = lambda: None,
 ) -> Litestar:
-    app = Litestar(
-        route_handlers=[healthz, readyz, status_route, metrics_route],
-        dependencies={
-            "status": Provide(lambda: status, sync_to_thread=False),
-            "metrics": Provide(lambda: metrics, sync_to_thread=False),
-        },
-        exception_handlers=EXCEPTION_HANDLERS,
-        # flusso configures logging itself; Litestar's default would reconfigure the root logger.
-        logging_config=None,
-        openapi_config=None,
+    app = create_app(
+        [healthz, readyz, status_route, metrics_route], {"status": status, "metrics": metrics}
     )
     if password is not None:
         # Litestar middleware runs only after a route matched; the gate must see every request.
