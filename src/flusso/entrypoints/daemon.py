@@ -15,7 +15,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from dependency_injector.providers import Provider
+from dependency_injector.providers import BaseResource, Provider
 
 from flusso.app.pipeline.engine import SyncPipeline
 from flusso.app.ports import DocumentBuilder, IndexAdmin, Journal
@@ -38,6 +38,15 @@ async def provided(provider: Provider[Any]) -> Any:
     """What `provider` gives, awaited when it is asynchronous (an override may not be)."""
     value = provider()
     return await value if inspect.isawaitable(value) else value
+
+
+async def close_resources(
+    container: Container, resource_type: type[BaseResource[Any]] = BaseResource
+) -> None:
+    """Close the container's open resources of `resource_type`, dependents first."""
+    pending = container.shutdown_resources(resource_type)
+    if pending is not None:
+        await pending
 
 
 class Daemon:
@@ -87,7 +96,7 @@ class Daemon:
                 await self._run_pipeline(journal)
         finally:
             self.reindex_requests.close()
-            await container.shutdown_resources()  # type: ignore[misc]
+            await close_resources(container)
 
     async def _is_busy(self, index: str) -> bool:
         coordinator = self._coordinator
@@ -102,7 +111,7 @@ class Daemon:
             admins: Sequence[IndexAdmin] = await provided(container.index_admins)
             await self._follow(pipeline, journal, admins, builder.index_mappings())
         finally:
-            await container.shutdown_resources(RunResource)  # type: ignore[misc]
+            await close_resources(container, RunResource)
 
     async def _follow(
         self,
