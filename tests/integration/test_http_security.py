@@ -16,17 +16,17 @@ import trustme
 
 from flusso.domain.config.model import Deployment, ServerConfig, SourceConfig
 from flusso.domain.errors import ConfigError
-from flusso.entrypoints.daemon import Daemon
+from flusso.entrypoints.container import Container
 from flusso.entrypoints.http.security import ExposedControlSurfaceError, check_private_exposure
 from flusso.entrypoints.settings import RunSettings
 
 
-def daemon(private_address: str = "127.0.0.1:0", **settings: object) -> Daemon:
+def wiring(private_address: str = "127.0.0.1:0", **settings: object) -> Container:
     deployment = Deployment(
         source=SourceConfig(),
         server=ServerConfig(public_address="127.0.0.1:0", private_address=private_address),
     )
-    return Daemon(deployment, RunSettings(**settings), {})  # type: ignore[arg-type]
+    return Container(deployment=deployment, settings=RunSettings(**settings), env={})  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -42,19 +42,18 @@ def certificate(tmp_path: Path) -> tuple[str, str, str]:
     return paths  # type: ignore[return-value]
 
 
-async def serving(flusso: Daemon) -> AsyncIterator[tuple[str, str]]:
-    surfaces = flusso.open_surfaces()
-    assert surfaces is not None
-    await surfaces.start()
+async def serving(flusso: Container) -> AsyncIterator[tuple[str, str]]:
+    """Both surfaces served as `flusso run` serves them; closed afterwards."""
+    public, private = flusso.listeners()
+    await flusso.http()
     try:
-        (public, _), (private, _) = surfaces.served
         yield public.address, private.address
     finally:
-        await surfaces.stop()
+        await flusso.shutdown_resources()
 
 
-def failures(flusso: Daemon, surface: str) -> float:
-    body, _ = flusso.metrics.render()
+def failures(flusso: Container, surface: str) -> float:
+    body, _ = flusso.metrics().render()
     line = f'flusso_http_auth_failures_total{{surface="{surface}"}} '
     (value,) = [row[len(line):] for row in body.decode().splitlines() if row.startswith(line)]
     return float(value)
@@ -62,7 +61,7 @@ def failures(flusso: Daemon, surface: str) -> float:
 
 async def test_both_surfaces_serve_https_with_the_configured_certificate(certificate):
     ca, cert, key = certificate
-    flusso = daemon(tls_cert_file=cert, tls_key_file=key, admin_password="s3cret")
+    flusso = wiring(tls_cert_file=cert, tls_key_file=key, admin_password="s3cret")
     async for public, private in serving(flusso):
         trusted = ssl.create_default_context(cafile=ca)
         async with httpx.AsyncClient(verify=trusted, timeout=5) as client:
@@ -81,15 +80,15 @@ def test_an_unloadable_server_certificate_is_a_config_error_before_binding(tmp_p
     _, cert, _ = certificate
     missing = str(tmp_path / "missing.key")
     with pytest.raises(ConfigError) as caught:
-        daemon(tls_cert_file=cert, tls_key_file=missing, admin_password="s3cret").open_surfaces()
+        wiring(tls_cert_file=cert, tls_key_file=missing, admin_password="s3cret").listeners()
     assert caught.value.message.startswith(f"--tls-cert-file {cert} / --tls-key-file {missing}")
     assert "FLUSSO_TLS_CERT_FILE" in (caught.value.hint or "")
     with pytest.raises(ConfigError, match="--tls-key-file is set without --tls-cert-file"):
-        daemon(tls_key_file=missing).open_surfaces()
+        wiring(tls_key_file=missing).listeners()
 
 
 async def test_a_public_password_protects_status_and_metrics_but_not_the_probes():
-    flusso = daemon(public_user="prometheus", public_password="scrape-me", admin_password="s3cret")
+    flusso = wiring(public_user="prometheus", public_password="scrape-me", admin_password="s3cret")
     async for public, _ in serving(flusso):
         async with httpx.AsyncClient(timeout=5) as client:
             for path in ("/healthz", "/readyz"):
@@ -107,7 +106,7 @@ async def test_a_public_password_protects_status_and_metrics_but_not_the_probes(
 
 
 async def test_failed_logins_on_the_private_surface_are_counted():
-    flusso = daemon(admin_password="s3cret")
+    flusso = wiring(admin_password="s3cret")
     async for public, private in serving(flusso):
         async with httpx.AsyncClient(timeout=5) as client:
             assert (await client.get(f"http://{private}/indexes")).status_code == 401
@@ -130,9 +129,9 @@ async def test_failed_logins_on_the_private_surface_are_counted():
 def test_the_private_surface_refuses_a_non_loopback_address_with_guessable_credentials(
     user, password, what
 ):
-    flusso = daemon("0.0.0.0:0", admin_user=user, admin_password=password)
+    flusso = wiring("0.0.0.0:0", admin_user=user, admin_password=password)
     with pytest.raises(ExposedControlSurfaceError) as caught:
-        flusso.open_surfaces()
+        flusso.listeners()
     assert caught.value.message.startswith(
         f"refusing to serve the private control surface on 0.0.0.0:0 with {what}"
     )
@@ -145,7 +144,7 @@ def test_loopback_addresses_keep_the_default_password_with_a_warning(address):
 
 
 def test_a_strong_password_may_listen_beyond_loopback():
-    surfaces = daemon("0.0.0.0:0", admin_password="a-long-secret").open_surfaces()
-    assert surfaces is not None
-    for listener, _ in surfaces.served:
-        listener.close()
+    flusso = wiring("0.0.0.0:0", admin_password="a-long-secret")
+    listeners = flusso.listeners()
+    assert listeners is not None
+    flusso.shutdown_resources()
