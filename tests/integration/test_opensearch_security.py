@@ -25,7 +25,7 @@ from flusso.domain.config.model import AwsSigV4
 from flusso.domain.documents.change import DocumentId, Upsert
 from flusso.domain.errors import ConfigError
 from flusso.domain.naming import hash_alias
-from flusso.entrypoints.container import build_sinks
+from flusso.entrypoints.container import Container
 from flusso.entrypoints.settings import RunSettings
 from opensearch_fixtures import ClusterProbe, sink_config, unique_prefix, users_mapping
 from secure_proxy import AwsKey, SecureProxy, server_context
@@ -223,14 +223,14 @@ async def test_a_bearer_token_read_from_a_file_is_sent(proxies, ca, ca_file, tmp
     Path(ca_file).rename(tmp_path / "ca.pem")
     deployment = parse_config(config.read_text(), path=str(config), read_schema=lambda p: "")
     prefix = unique_prefix()
-    sinks = build_sinks(deployment, RunSettings(), {}, prefix)
-    (sink,) = sinks.admins
+    container = Container(deployment=deployment, settings=RunSettings(index_prefix=prefix), env={})
     try:
+        (sink,) = await container.index_admins()
         await sink.ensure_index(MAPPING)
         await sink.write([Upsert(DocumentId("users", (2,)), {"email": "b@x.io"})])
         await sink.flush(caught_up=True)
     finally:
-        await sink.close()
+        await container.shutdown_resources()
     assert proxy.seen and all(status < 400 or status == 404 for status in proxy.statuses())
     reader = open_opensearch_client(embedded_opensearch.url)
     try:
