@@ -14,31 +14,37 @@ Tests swap any part before asking for it, e.g.
 
 from __future__ import annotations
 
+import inspect
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from dependency_injector import containers, providers
+from dependency_injector.providers import BaseResource, Provider
 
 from flusso.adapters.journal.sqlite import SqliteJournal
-from flusso.adapters.opensearch.factory import open_opensearch_sink
+from flusso.adapters.opensearch.factory import open_opensearch_served_index, open_opensearch_sink
 from flusso.adapters.postgres.builder import PostgresDocumentBuilder
 from flusso.adapters.postgres.capture import PostgresChangeCapture
 from flusso.adapters.postgres.check_catalog import open_postgres_catalog
 from flusso.adapters.postgres.estimates import IndexRowEstimator
+from flusso.adapters.postgres.root_rows import PostgresRootRows
 from flusso.adapters.stdout.sink import open_stdout_sink
 from flusso.app.fanout import combine_sinks
 from flusso.app.pipeline.engine import SyncPipeline
-from flusso.app.ports import IndexAdmin, Sink, SinkContext
+from flusso.app.ports import IndexAdmin, ServedIndex, Sink, SinkContext
 from flusso.app.services.check import check_online
 from flusso.app.services.check import preflight as check_referenced_objects
 from flusso.app.services.reindex import ReindexCoordinator
 from flusso.app.services.reindex_requests import ReindexRequests
+from flusso.app.services.verify import Verifier
 from flusso.app.status import CompositeObserver, LiveStatus
 from flusso.domain.config.model import Deployment, OpenSearchSinkConfig, StdoutSinkConfig
 from flusso.domain.config.secrets import resolve_source_url
 from flusso.domain.errors import FlussoError
+from flusso.domain.mapping import index_mapping
+from flusso.domain.types import IndexMapping
 from flusso.entrypoints.cli.files import LocalFiles
 from flusso.entrypoints.http.private import create_private_app
 from flusso.entrypoints.http.public import create_public_app
@@ -69,6 +75,9 @@ DEFAULT_PASSWORD_WARNING = (
 SinkBuilder = Callable[[str, Any, SinkContext], Sink]
 """`(name, its [sinks.NAME] config, context) -> Sink`; opens no connection."""
 
+ServedBuilder = Callable[[str, Any, SinkContext, Sequence[IndexMapping]], ServedIndex]
+"""`(name, config, context, mappings) -> ServedIndex`: what the sink serves, for verify."""
+
 
 @dataclass(frozen=True)
 class SinkKind:
@@ -76,13 +85,17 @@ class SinkKind:
     keeps_generations: bool = False
     """The sink keeps generations behind aliases, so it is also the `IndexAdmin` that
     start-up reconciliation, the lifecycle journal and online reindex work through."""
+    served: ServedBuilder | None = None
+    """How `flusso verify` reads and repairs what the sink serves; None: it keeps nothing."""
 
 
 # One line per sink kind, keyed by the config class the config language reads its
 # `[sinks.NAME]` table into. A new kind: its adapter package, one line here, and a leg
 # in tests/contract/test_sink_contract.py (docs/architecture.md lists the config side).
 SINK_KINDS: Mapping[type, SinkKind] = {
-    OpenSearchSinkConfig: SinkKind(open_opensearch_sink, keeps_generations=True),
+    OpenSearchSinkConfig: SinkKind(
+        open_opensearch_sink, keeps_generations=True, served=open_opensearch_served_index
+    ),
     StdoutSinkConfig: SinkKind(open_stdout_sink),
 }
 
@@ -112,13 +125,47 @@ def build_sinks(deployment: Deployment, context: SinkContext, pretty: bool) -> S
     return SinkSet(combined, tuple(admins))
 
 
+def build_served_indexes(deployment: Deployment, context: SinkContext) -> list[ServedIndex]:
+    """One served index per sink that keeps documents, in name order."""
+    mappings = [index_mapping(i.name, i.schema) for i in deployment.enabled_indexes()]
+    served = [
+        kind.served(name, config, context, mappings)
+        for name, config in sorted(deployment.sinks.items())
+        if (kind := SINK_KINDS[type(config)]).served is not None
+    ]
+    if not served:
+        raise FlussoError(
+            "verify compares OpenSearch indexes with the database, and the config has no "
+            "OpenSearch sink",
+            hint='add a [sinks.NAME] table with type = "opensearch" (a stdout sink keeps nothing '
+            "to compare)",
+        )
+    return served
+
+
 # ---------------------------------------------------------------------------
 # Resource initialisers: each yields its part and closes it afterwards
 # ---------------------------------------------------------------------------
 
 
 class RunResource(providers.Resource):  # type: ignore[type-arg]
-    """A part of one pipeline run: opened on first use, closed when the run ends."""
+    """A part of one run (of the pipeline, or of `flusso verify`): opened on first use,
+    closed by `shutdown_resources(RunResource)` when that run ends."""
+
+
+async def provided(provider: Provider[Any], /, **kwargs: Any) -> Any:
+    """What `provider` gives, awaited when it is asynchronous (an override may not be)."""
+    value = provider(**kwargs)
+    return await value if inspect.isawaitable(value) else value
+
+
+async def close_resources(
+    container: containers.Container, resource_type: type[BaseResource[Any]] = BaseResource
+) -> None:
+    """Close the container's open resources of `resource_type`, dependents first."""
+    pending = container.shutdown_resources(resource_type)
+    if pending is not None:
+        await pending
 
 
 async def close_quietly(part: object) -> None:
@@ -138,6 +185,15 @@ async def _closing(factory: Callable[..., Any], /, *args: Any, **kwargs: Any) ->
         yield part
     finally:
         await close_quietly(part)
+
+
+async def _open_served(deployment: Deployment, context: SinkContext) -> AsyncIterator[list[ServedIndex]]:
+    served = build_served_indexes(deployment, context)
+    try:
+        yield served
+    finally:
+        for one in served:
+            await close_quietly(one)
 
 
 async def _open_sinks(
@@ -327,6 +383,13 @@ class Container(containers.DeclarativeContainer):
         skip_backfill=skip_backfill,
         lag_poll_secs=settings.provided.lag_poll_secs,
     )
+    # -- one `flusso verify` ------------------------------------------------------------
+
+    root_rows = RunResource(_closing, PostgresRootRows, source_url, deployment)
+    served_indexes = RunResource(_open_served, deployment, sink_context)
+    verifier = providers.Factory(Verifier, builder, root_rows, served_indexes)
+    """`await provided(container.verifier, options=…, progress=…)`."""
+
     reindex_coordinator = providers.Factory(
         ReindexCoordinator,
         journal,

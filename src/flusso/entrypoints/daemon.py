@@ -8,14 +8,10 @@ with 130/143, leaving the open batch for the replication slot to redeliver.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
 import signal
 from collections.abc import Sequence
-from typing import Any
-
-from dependency_injector.providers import BaseResource, Provider
 
 from flusso.app.pipeline.engine import SyncPipeline
 from flusso.app.ports import DocumentBuilder, IndexAdmin, Journal
@@ -24,7 +20,7 @@ from flusso.app.services.startup import reconcile_on_start
 from flusso.domain.config.secrets import reserved_overrides
 from flusso.domain.errors import FlussoError
 from flusso.domain.types import IndexMapping
-from flusso.entrypoints.container import Container, RunResource
+from flusso.entrypoints.container import Container, RunResource, close_resources, provided
 from flusso.entrypoints.telemetry import Telemetry
 
 logger = logging.getLogger("flusso.run")
@@ -32,21 +28,6 @@ logger = logging.getLogger("flusso.run")
 
 class PipelineStoppedError(FlussoError):
     """The sync engine stopped on an error; the cause is the engine's error."""
-
-
-async def provided(provider: Provider[Any]) -> Any:
-    """What `provider` gives, awaited when it is asynchronous (an override may not be)."""
-    value = provider()
-    return await value if inspect.isawaitable(value) else value
-
-
-async def close_resources(
-    container: Container, resource_type: type[BaseResource[Any]] = BaseResource
-) -> None:
-    """Close the container's open resources of `resource_type`, dependents first."""
-    pending = container.shutdown_resources(resource_type)
-    if pending is not None:
-        await pending
 
 
 class Daemon:

@@ -116,14 +116,19 @@ def verify(
 async def _run(
     deployment: Deployment, indexes: list[str], options: VerifyOptions, prefix: str | None
 ) -> VerifyReport:
-    from flusso.entrypoints.verification import index_prefix, open_verifier
+    from flusso.entrypoints.container import Container, close_resources, provided
+    from flusso.entrypoints.settings import RunSettings
 
+    container = Container(
+        deployment=deployment, settings=RunSettings(index_prefix=prefix), env=dict(os.environ)
+    )
     with _ProgressBar() as progress:
-        async with open_verifier(
-            deployment, dict(os.environ), index_prefix(deployment, prefix), options,
-            progress=progress,
-        ) as parts:
-            return await parts.verifier.run(indexes)
+        try:
+            container.prefix()  # checked before anything connects
+            verifier = await provided(container.verifier, options=options, progress=progress)
+            return await verifier.run(indexes)
+        finally:
+            await close_resources(container)
 
 
 class _ProgressBar:
