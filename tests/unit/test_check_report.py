@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass
 
 import pytest
 from mapping_examples import WORKED_EXAMPLE_HASH, worked_example
@@ -23,7 +22,9 @@ from flusso.domain.config.model import (
     StdoutSinkConfig,
 )
 from flusso.domain.config.secrets import redact_password
+from flusso.domain.documents.change import TableRef
 from flusso.domain.mapping import index_mapping
+from flusso.domain.publication import Coverage
 from flusso.domain.validation import Diagnostic
 from flusso.entrypoints.cli.check_json import check_document
 from flusso.entrypoints.cli.check_report import render_report
@@ -250,21 +251,10 @@ def test_urls_lose_only_their_password(url, redacted):
 # -- online additions ------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Coverage:
-    satisfied: bool
-    manageable: bool
-    present: tuple[str, ...]
-    missing: tuple[str, ...]
-    blockers: tuple[str, ...]
-    remediation: tuple[str, ...]
-    exists: bool = True
-    missing_actions: tuple[str, ...] = ()
-    via_root_fix: str | None = None
+USERS, TAGS, ORDERS = (TableRef("public", name) for name in ("users", "tags", "orders"))
 
-
-_GAP = _Coverage(
-    satisfied=False, manageable=False, present=("public.users",), missing=("public.tags",),
+_GAP = Coverage(
+    satisfied=False, manageable=False, will_manage=False, present=(USERS,), missing=(TAGS,),
     blockers=("role does not own table public.tags",),
     remediation=('ALTER PUBLICATION "flusso" ADD TABLE "public"."tags";',),
 )
@@ -283,7 +273,7 @@ def test_an_online_report_with_errors_fails_and_shows_them():
 
 def test_an_online_report_without_diagnostics_passes():
     deployment = _deployment()
-    satisfied = _Coverage(True, True, ("public.orders", "public.users"), (), (), ())
+    satisfied = Coverage(True, True, False, (ORDERS, USERS), (), (), ())
     text = _human(deployment, diagnostics=(), coverage=satisfied)
     assert "(schema matches the database)" in text
     assert "source streams all 2 required table(s)" in text

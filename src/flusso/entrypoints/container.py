@@ -90,8 +90,8 @@ class SinkKind:
 
 
 # One line per sink kind, keyed by the config class the config language reads its
-# `[sinks.NAME]` table into. A new kind: its adapter package, one line here, and a leg
-# in tests/contract/test_sink_contract.py (docs/architecture.md lists the config side).
+# `[sinks.NAME]` table into. A new kind: its adapter package, one line here, and its legs
+# in tests/contract/sink_legs.py (docs/architecture.md lists the config side).
 SINK_KINDS: Mapping[type, SinkKind] = {
     OpenSearchSinkConfig: SinkKind(
         open_opensearch_sink, keeps_generations=True, served=open_opensearch_served_index
