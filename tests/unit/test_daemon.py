@@ -4,7 +4,7 @@ providers: nothing here reaches Postgres or OpenSearch."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, get_args
 
@@ -14,6 +14,7 @@ from dependency_injector import providers
 
 from flusso.adapters.fakes.builder import InMemoryDocumentBuilder, InMemoryIndex
 from flusso.adapters.fakes.capture import InMemoryChangeCapture
+from flusso.adapters.fakes.catalog import InMemoryCatalog, InMemoryTable
 from flusso.adapters.fakes.journal import InMemoryJournal
 from flusso.adapters.fakes.sink import InMemorySink
 from flusso.app.ports import SourceError
@@ -30,7 +31,7 @@ from flusso.domain.config.model import (
 )
 from flusso.domain.documents.change import ChangeEvent, TableRef
 from flusso.domain.errors import ConfigError
-from flusso.domain.validation import ColumnFacts, ServerFacts
+from flusso.domain.validation import ColumnFacts
 from flusso.entrypoints.container import SINK_KINDS, Container, build_sinks
 from flusso.entrypoints.daemon import Daemon, PipelineStoppedError
 from flusso.entrypoints.settings import RunSettings
@@ -42,22 +43,18 @@ def key(value: Any) -> tuple[tuple[str, Any], ...]:
     return (("id", value),)
 
 
-class Catalog:
-    """Every table exists with an `id` column; nothing else is asked in these tests."""
-
-    async def table_columns(self, table: TableRef) -> dict[str, ColumnFacts]:
-        return {"id": ColumnFacts(pg_type="integer", nullable=False, is_enum=False)}
-
-    async def inspect_coverage(self, publication: str, tables: Sequence[TableRef], manage: bool) -> Any:
-        raise AssertionError("run's preflight never inspects coverage")
-
-    async def server_facts(self) -> ServerFacts:
-        raise AssertionError("run's preflight never reads server facts")
+def catalog(*tables: TableRef) -> InMemoryCatalog:
+    """A source where each of `tables` exists with an integer `id` key."""
+    columns = {"id": ColumnFacts(pg_type="integer", nullable=False, is_enum=False)}
+    return InMemoryCatalog({table: InMemoryTable(columns) for table in tables})
 
 
-@asynccontextmanager
-async def open_catalog(url: str) -> AsyncIterator[Catalog]:
-    yield Catalog()
+def opener(found: InMemoryCatalog) -> Callable[[str], Any]:
+    @asynccontextmanager
+    async def open_catalog(url: str) -> AsyncIterator[InMemoryCatalog]:
+        yield found
+
+    return open_catalog
 
 
 def deployment(**changes: Any) -> Deployment:
@@ -87,7 +84,7 @@ class World:
         self.container.sink.override(providers.Object(self.sink))
         self.container.index_admins.override(providers.Object(()))
         self.container.journal.override(providers.Object(self.journal))
-        self.container.open_catalog.override(providers.Object(open_catalog))
+        self.container.open_catalog.override(providers.Object(opener(catalog(USERS))))
         self.daemon = Daemon(self.container)
 
     def put(self, id: int, *, commit: bool = True, **row: Any) -> None:
@@ -142,16 +139,8 @@ async def test_a_failing_pipeline_stops_the_daemon_with_its_cause_and_closes_eve
 
 
 async def test_a_schema_naming_a_missing_table_stops_the_run_before_the_pipeline_starts():
-    class NoTables(Catalog):
-        async def table_columns(self, table: TableRef) -> None:
-            return None
-
-    @asynccontextmanager
-    async def empty(url: str) -> AsyncIterator[Catalog]:
-        yield NoTables()
-
     world = World(RunSettings(serve_http=False))
-    world.container.open_catalog.override(providers.Object(empty))
+    world.container.open_catalog.override(providers.Object(opener(catalog())))
     with pytest.raises(ConfigError, match="users"):
         await world.daemon.run()
     assert world.capture.live_calls == 0
