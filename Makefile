@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow bench lint install
+.PHONY: demo test test-slow faults bench lint install
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
+
+## Every fault scenario (tests/faults), with a table of detection and recovery times.
+faults: $(STAMP)
+	$(BIN)/python -m pytest tests/faults -m 'not slow' -n 2 -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.harness
