@@ -32,17 +32,9 @@ def check_document(result: CheckResult) -> dict[str, Any]:
             }
             for d in result.diagnostics
         ],
+        # The verdict's own JSON, except that `will_manage` is what this check was told.
         "coverage": None if coverage is None else {
-            "satisfied": coverage.satisfied,
-            "manageable": coverage.manageable,
-            "will_manage": result.manage_publication,
-            "present": [str(t) for t in coverage.present],
-            "missing": [str(t) for t in coverage.missing],
-            "blockers": list(coverage.blockers),
-            "remediation": list(coverage.remediation),
-            "exists": coverage.exists,
-            "missing_actions": list(coverage.missing_actions),
-            "via_root_fix": coverage.via_root_fix,
+            **coverage.to_json(), "will_manage": result.manage_publication,
         },
     }
 
